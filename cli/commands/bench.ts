@@ -1,0 +1,35 @@
+import { UsageError } from '../../shared/errors.js';
+import type { CliCommand } from '../command.js';
+
+/** `ssd-cluster bench NAME ...`: each benchmark prints one JSON object (with --json). */
+const benches: Record<string, () => Promise<{ command: CliCommand }>> = {
+  recordio: () => import('./bench/recordio.js'),
+  step: () => import('./bench/step.js'),
+  allreduce: () => import('./bench/allreduce.js'),
+  learn: () => import('./bench/learn.js'),
+};
+
+export const command: CliCommand = {
+  name: 'bench',
+  summary: 'benchmarks printing JSON',
+  usage: `Usage: ssd-cluster bench NAME [options] --json
+
+Benchmarks:
+  recordio SOURCE     records/s and MB/s of a sequential scan (headers and labels, not images)
+  step                one training step of an SSD configuration (forward, loss, backward, update)
+  allreduce           ring all-reduce across N real worker processes on 127.0.0.1
+  learn               make the synthetic data set, train the tiny SSD, report validation mAP
+`,
+  async run(argv, ctx) {
+    const [name, ...rest] = argv;
+    const load = name === undefined ? undefined : benches[name];
+    if (!load)
+      throw new UsageError(`bench: expected one of ${Object.keys(benches).join(', ')}, got '${name ?? ''}'`);
+    const { command } = await load();
+    if (rest.includes('--help') || rest.includes('-h')) {
+      ctx.stdout.write(`${command.usage.trimEnd()}\n`);
+      return 0;
+    }
+    return command.run(rest, ctx);
+  },
+};

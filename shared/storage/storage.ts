@@ -1,0 +1,52 @@
+/**
+ * One interface over local paths and `s3://bucket/key` URLs. Every command that reads or writes
+ * data takes either. Implementations: `local.ts` (node:fs), `s3.ts` (@aws-sdk/client-s3),
+ * `memory.ts` (tests); `open-storage.ts` picks by URL.
+ *
+ * Errors are `StorageError` naming the URL (code NOT_FOUND for a missing object).
+ */
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number;
+  /** One past the last byte (exclusive); may exceed the size, in which case the read stops at the end. */
+  end: number;
+}
+
+export interface ObjectInfo {
+  url: string;
+  sizeBytes: number;
+  mtimeMs: number;
+}
+
+export interface ReadOptions {
+  range?: ByteRange;
+  signal?: AbortSignal;
+}
+
+export interface WriteOptions {
+  signal?: AbortSignal;
+  contentType?: string;
+}
+
+export interface Storage {
+  /** The whole object, or a byte range of it. */
+  read(url: string, options?: ReadOptions): Promise<Buffer>;
+  /** The object (or a range) as a stream of chunks, for large sequential scans. */
+  readStream(url: string, options?: ReadOptions): AsyncIterable<Buffer>;
+  /**
+   * Writes an object atomically: a reader never sees a half-written object (local: temp file +
+   * rename; S3: single PUT or multipart upload completed last). Large bodies use multipart.
+   */
+  write(url: string, body: Uint8Array | AsyncIterable<Uint8Array>, options?: WriteOptions): Promise<void>;
+  /** Size and mtime, or `undefined` when there is no such object. */
+  stat(url: string, options?: { signal?: AbortSignal }): Promise<ObjectInfo | undefined>;
+  /** Objects whose URL starts with `prefix` (a "folder" URL ending in / lists its contents, recursively). */
+  list(prefix: string, options?: { signal?: AbortSignal }): Promise<ObjectInfo[]>;
+  /** Deletes one object; deleting a missing one is not an error. */
+  delete(url: string, options?: { signal?: AbortSignal }): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function isS3Url(url: string): boolean {
+  return url.startsWith('s3://');
+}
