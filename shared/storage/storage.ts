@@ -1,14 +1,20 @@
+import { StorageError } from '../errors.js';
+
 /**
  * One interface over local paths and `s3://bucket/key` URLs. Every command that reads or writes
  * data takes either. Implementations: `local.ts` (node:fs), `s3.ts` (@aws-sdk/client-s3),
  * `memory.ts` (tests); `open-storage.ts` picks by URL.
  *
- * Errors are `StorageError` naming the URL (code NOT_FOUND for a missing object).
+ * Errors are `StorageError` naming the URL (code NOT_FOUND for a missing object). An abort rejects with
+ * the signal's reason, unwrapped, so `isAbortError` and typed reasons keep working.
  */
 export interface ByteRange {
   /** First byte, inclusive. */
   start: number;
-  /** One past the last byte (exclusive); may exceed the size, in which case the read stops at the end. */
+  /**
+   * One past the last byte (exclusive); may exceed the size, in which case the read stops at the end.
+   * A range that starts at or past the end reads as empty (the object must still exist).
+   */
   end: number;
 }
 
@@ -40,13 +46,35 @@ export interface Storage {
   write(url: string, body: Uint8Array | AsyncIterable<Uint8Array>, options?: WriteOptions): Promise<void>;
   /** Size and mtime, or `undefined` when there is no such object. */
   stat(url: string, options?: { signal?: AbortSignal }): Promise<ObjectInfo | undefined>;
-  /** Objects whose URL starts with `prefix` (a "folder" URL ending in / lists its contents, recursively). */
+  /**
+   * Objects whose URL starts with `prefix` as a plain string (a "folder" URL ending in / lists its
+   * contents, recursively; without the / it also matches siblings like `dir2/`), sorted by URL.
+   */
   list(prefix: string, options?: { signal?: AbortSignal }): Promise<ObjectInfo[]>;
   /** Deletes one object; deleting a missing one is not an error. */
   delete(url: string, options?: { signal?: AbortSignal }): Promise<void>;
+  /** Idempotent; releases connections (S3). */
   close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 export function isS3Url(url: string): boolean {
   return url.startsWith('s3://');
+}
+
+/** Throws a StorageError naming the URL unless `range` is whole numbers with 0 <= start <= end. */
+export function checkRange(url: string, range: ByteRange | undefined): void {
+  if (range === undefined) return;
+  const { start, end } = range;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+    throw new StorageError(
+      url,
+      `invalid byte range [${start}, ${end}): expected integers with 0 <= start <= end`,
+    );
+  }
+}
+
+/** Orders URLs by UTF-16 code units, the order `list` returns (S3 lists keys in the same order for ASCII). */
+export function compareUrls(a: ObjectInfo, b: ObjectInfo): number {
+  return a.url < b.url ? -1 : a.url > b.url ? 1 : 0;
 }
