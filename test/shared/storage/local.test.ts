@@ -1,0 +1,179 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { deferred } from '../../../shared/abort.js';
+import { isClusterError } from '../../../shared/errors.js';
+import { createLocalStorage, TEMP_MARKER } from '../../../shared/storage/local.js';
+import { collectChunks, inChunks, randomBytes, tempDir } from './fixtures.js';
+
+const MiB = 1024 * 1024;
+
+function openStorage(t: ExecutionContext, options?: Parameters<typeof createLocalStorage>[0]) {
+  const storage = createLocalStorage(options);
+  t.teardown(() => storage.close());
+  return storage;
+}
+
+/** A body that sends `first`, then waits for `release` before sending `rest`. */
+function pausedBody(first: Uint8Array, rest: Uint8Array) {
+  const sentFirst = deferred<void>();
+  const release = deferred<void>();
+  async function* body() {
+    yield first;
+    sentFirst.resolve();
+    await release.promise;
+    yield rest;
+  }
+  return { body: body(), sentFirst: sentFirst.promise, release: () => release.resolve() };
+}
+
+test('local write creates parent directories and leaves no temp file behind', async (t) => {
+  const dir = await tempDir(t, 'local-storage-');
+  const storage = openStorage(t);
+  await storage.write(path.join(dir, 'a/b/c.bin'), randomBytes(100));
+  await storage.write(path.join(dir, 'a/b/c.bin'), randomBytes(50));
+  t.deepEqual(await fs.readdir(path.join(dir, 'a/b')), ['c.bin']);
+  t.is((await fs.stat(path.join(dir, 'a/b/c.bin'))).size, 50);
+});
+
+test('local readers see the old object until a slow overwrite completes, and list hides the temp file', async (t) => {
+  const dir = await tempDir(t, 'local-storage-');
+  const storage = openStorage(t);
+  const url = path.join(dir, 'model.json');
+  const old = Buffer.from('{"version":1}');
+  await storage.write(url, old);
+  const next = randomBytes(2 * MiB);
+  const paused = pausedBody(next.subarray(0, MiB), next.subarray(MiB));
+  const writing = storage.write(url, paused.body);
+  await paused.sentFirst;
+  t.true((await storage.read(url)).equals(old), 'half-written data is invisible');
+  t.is((await fs.readdir(dir)).length, 2, 'the temp file exists on disk meanwhile');
+  t.deepEqual(
+    (await storage.list(`${dir}/`)).map((info) => info.url),
+    [url],
+  );
+  paused.release();
+  await writing;
+  t.true((await storage.read(url)).equals(next));
+  t.deepEqual(await fs.readdir(dir), ['model.json']);
+});
+
+test('local write keeps the old object and removes the temp file when the body fails', async (t) => {
+  const dir = await tempDir(t, 'local-storage-');
+  const storage = openStorage(t);
+  const url = path.join(dir, 'x.rec');
+  await storage.write(url, Buffer.from('old'));
+  async function* failingBody() {
+    yield Buffer.from('new-part');
+    throw new Error('source broke');
+  }
+  const err = await t.throwsAsync(storage.write(url, failingBody()));
+  t.true(isClusterError(err, 'STORAGE'));
+  t.true(err.message.startsWith(`${url}: write failed`), err.message);
+  t.is((err.cause as Error).message, 'source broke');
+  t.is((await storage.read(url)).toString(), 'old');
+  t.deepEqual(await fs.readdir(dir), ['x.rec']);
+});
+
+test('local concurrent writers to one path each use their own temp file; the last rename wins', async (t) => {
+  const dir = await tempDir(t, 'local-storage-');
+  const storage = openStorage(t);
+  const url = path.join(dir, 'shared.bin');
+  const bodies = [randomBytes(MiB, 1), randomBytes(MiB, 2), randomBytes(MiB, 3)];
+  await Promise.all(bodies.map((bytes) => storage.write(url, inChunks(bytes, 64 * 1024))));
+  const result = await storage.read(url);
+  t.true(
+    bodies.some((bytes) => bytes.equals(result)),
+    'one whole body, never a mix',
+  );
+  t.deepEqual(await fs.readdir(dir), ['shared.bin']);
+});
+
+test('local readStream uses 8 MiB chunks by default', async (t) => {
+  const dir = await tempDir(t, 'local-storage-');
+  const storage = openStorage(t);
+  const url = path.join(dir, 'big.rec');
+  await fs.writeFile(url, randomBytes(17 * MiB));
+  const sizes = (await collectChunks(storage.readStream(url))).map((chunk) => chunk.length);
+  t.deepEqual(sizes, [8 * MiB, 8 * MiB, MiB]);
+});
+
+test('local list returns URLs in the form of a relative prefix', async (t) => {
+  const dir = await tempDir(t, 'local-storage-');
+  const storage = openStorage(t);
+  await storage.write(path.join(dir, 'data/train.rec'), randomBytes(3));
+  await storage.write(path.join(dir, 'data/train.idx'), randomBytes(2));
+  const relative = `${path.relative(process.cwd(), dir)}/data/train`;
+  t.deepEqual(
+    (await storage.list(relative)).map((info) => [info.url, info.sizeBytes]),
+    [
+      [`${relative}.idx`, 2],
+      [`${relative}.rec`, 3],
+    ],
+  );
+  t.true((await storage.read(`${relative}.rec`)).length === 3);
+});
+
+test('local list follows a symlink to a file but not a symlinked folder', async (t) => {
+  const dir = await tempDir(t, 'local-storage-');
+  const storage = openStorage(t);
+  await storage.write(path.join(dir, 'real/a.bin'), randomBytes(4));
+  await fs.symlink(path.join(dir, 'real/a.bin'), path.join(dir, 'link.bin'));
+  await fs.symlink(path.join(dir, 'real'), path.join(dir, 'loop'));
+  t.deepEqual(
+    (await storage.list(`${dir}/`)).map((info) => [info.url, info.sizeBytes]),
+    [
+      [`${dir}/link.bin`, 4],
+      [`${dir}/real/a.bin`, 4],
+    ],
+  );
+  t.is((await storage.list(`${dir}/loop/`)).length, 1, 'a symlinked folder named by the prefix is listed');
+});
+
+test('local list skips leftover temp files of a crashed writer', async (t) => {
+  const dir = await tempDir(t, 'local-storage-');
+  const storage = openStorage(t);
+  await fs.writeFile(path.join(dir, `.x.bin${TEMP_MARKER}999-1`), 'partial');
+  await storage.write(path.join(dir, 'x.bin'), randomBytes(1));
+  t.deepEqual(
+    (await storage.list(`${dir}/`)).map((info) => info.url),
+    [`${dir}/x.bin`],
+  );
+});
+
+test('local read of a folder is a STORAGE error that names it', async (t) => {
+  const dir = await tempDir(t, 'local-storage-');
+  const storage = openStorage(t);
+  const err = await t.throwsAsync(storage.read(dir));
+  t.true(isClusterError(err, 'STORAGE'));
+  t.is(err.message, `${dir}: read failed: is a directory`);
+});
+
+test('local read through a regular file used as a folder is NOT_FOUND', async (t) => {
+  const dir = await tempDir(t, 'local-storage-');
+  const storage = openStorage(t);
+  await storage.write(path.join(dir, 'file'), randomBytes(1));
+  const err = await t.throwsAsync(storage.read(path.join(dir, 'file/inner')));
+  t.true(isClusterError(err, 'NOT_FOUND'));
+  t.deepEqual(await storage.list(path.join(dir, 'file/')), []);
+});
+
+test('local write over a folder is a STORAGE error naming the path, leaving no temp file', async (t) => {
+  const dir = await tempDir(t, 'local-storage-');
+  const storage = openStorage(t);
+  await fs.mkdir(path.join(dir, 'taken'));
+  const err = await t.throwsAsync(storage.write(path.join(dir, 'taken'), randomBytes(1)));
+  t.true(isClusterError(err, 'STORAGE'));
+  t.is(err.message, `${path.join(dir, 'taken')}: write failed: is a directory`);
+  t.deepEqual(await fs.readdir(dir), ['taken']);
+});
+
+test('local write below a regular file is a STORAGE error naming the path', async (t) => {
+  const dir = await tempDir(t, 'local-storage-');
+  const storage = openStorage(t);
+  await storage.write(path.join(dir, 'file'), randomBytes(1));
+  const url = path.join(dir, 'file/sub/x.bin');
+  const err = await t.throwsAsync(storage.write(url, randomBytes(1)));
+  t.true(isClusterError(err, 'STORAGE'));
+  t.is(err.message, `${url}: write failed: a parent is a file`);
+});
