@@ -1,0 +1,273 @@
+import { addAbortSignal, Readable } from 'node:stream';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { ConfigError, StorageError } from '../errors.js';
+import { s3ErrorCode, toS3StorageError } from './s3-errors.js';
+import {
+  type ByteRange,
+  checkRange,
+  compareUrls,
+  type ObjectInfo,
+  type Storage,
+  type WriteOptions,
+} from './storage.js';
+import { formatS3Url, parseS3Url, type S3Location } from './url.js';
+
+/**
+ * Storage over S3 and S3-compatible stores (MinIO, s3rver, ...) with @aws-sdk/client-s3.
+ *
+ * Writes: a Uint8Array up to one part goes up in a single PutObject; anything larger, and every
+ * async-iterable body, goes through lib-storage's Upload (multipart, `partSizeBytes` parts,
+ * `queueSize` in flight). Either way the object only appears when the PUT or the
+ * CompleteMultipartUpload succeeds, so readers never see half an object; a failed or aborted
+ * multipart upload is aborted on the server (leavePartsOnError: false).
+ */
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export interface S3StorageOptions {
+  /** Endpoint of an S3-compatible store (`--s3-endpoint`); else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL. */
+  endpoint?: string;
+  /** Else AWS_REGION, AWS_DEFAULT_REGION, 'us-east-1'. */
+  region?: string;
+  /** Explicit credentials (tests, S3-compatible stores); else the SDK's standard provider chain. */
+  credentials?: S3Credentials;
+  /** Where endpoint and region are looked up; defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Multipart part size and the largest single-PUT body (default 8 MiB; S3's minimum part is 5 MiB). */
+  partSizeBytes?: number;
+  /** Parts uploaded concurrently (default 4). */
+  queueSize?: number;
+  /** ListObjectsV2 page size (default 1000, the S3 maximum). */
+  listPageSize?: number;
+}
+
+const DEFAULT_PART_SIZE_BYTES = 8 * 1024 * 1024;
+const DEFAULT_QUEUE_SIZE = 4;
+const DEFAULT_LIST_PAGE_SIZE = 1000;
+
+/**
+ * The S3Client configuration for `options`; reads only `options.env`. The SDK itself also reads
+ * AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION and ~/.aws/config from process.env; resolving the
+ * endpoint here as well lets us turn on path-style addressing (custom stores rarely have wildcard DNS
+ * for virtual-host buckets) and relax checksums for them.
+ */
+export function resolveS3ClientConfig(options: S3StorageOptions = {}): S3ClientConfig {
+  const env = options.env ?? process.env;
+  const endpointSource = options.endpoint
+    ? '--s3-endpoint'
+    : env.AWS_ENDPOINT_URL_S3
+      ? 'AWS_ENDPOINT_URL_S3'
+      : env.AWS_ENDPOINT_URL
+        ? 'AWS_ENDPOINT_URL'
+        : undefined;
+  const endpoint = options.endpoint || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
+  if (endpoint !== undefined && !/^https?:\/\/[^/]/.test(endpoint)) {
+    throw new ConfigError([`${endpointSource}: expected an http:// or https:// URL, got '${endpoint}'`]);
+  }
+  const config: S3ClientConfig = {
+    region: options.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
+    // A bucket in another region answers 301; follow it instead of failing (AWS only).
+    followRegionRedirects: true,
+  };
+  if (options.credentials) config.credentials = { ...options.credentials };
+  if (endpoint !== undefined) {
+    config.endpoint = endpoint;
+    config.forcePathStyle = true;
+    // Many S3-compatible stores predate flexible checksums (aws-chunked bodies with CRC trailers):
+    // send and check a checksum only where an operation requires one.
+    config.requestChecksumCalculation = 'WHEN_REQUIRED';
+    config.responseChecksumValidation = 'WHEN_REQUIRED';
+  }
+  return config;
+}
+
+export function createS3Storage(options: S3StorageOptions = {}): Storage {
+  const client = new S3Client(resolveS3ClientConfig(options));
+  const partSizeBytes = options.partSizeBytes ?? DEFAULT_PART_SIZE_BYTES;
+  const queueSize = options.queueSize ?? DEFAULT_QUEUE_SIZE;
+  const listPageSize = options.listPageSize ?? DEFAULT_LIST_PAGE_SIZE;
+  let closed = false;
+
+  function begin(url: string, signal: AbortSignal | undefined): S3Location {
+    if (closed) throw new StorageError(url, 'storage is closed');
+    signal?.throwIfAborted();
+    return parseS3Url(url);
+  }
+
+  async function head(url: string, signal: AbortSignal | undefined): Promise<ObjectInfo | undefined> {
+    const { bucket, key } = begin(url, signal);
+    try {
+      const out = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), {
+        abortSignal: signal,
+      });
+      return { url, sizeBytes: out.ContentLength ?? 0, mtimeMs: out.LastModified?.getTime() ?? 0 };
+    } catch (err) {
+      // HEAD has no body, so a missing bucket also shows up as a plain 404.
+      if (!signal?.aborted && (s3ErrorCode(err) === 'NotFound' || s3ErrorCode(err) === 'NoSuchKey'))
+        return undefined;
+      throw toS3StorageError(url, bucket, 'stat', err, signal);
+    }
+  }
+
+  /** The body of a GET, or undefined when the range is empty or starts at or past the end. */
+  async function openBody(url: string, range: ByteRange | undefined, signal?: AbortSignal) {
+    const { bucket, key } = begin(url, signal);
+    checkRange(url, range);
+    if (range && range.start === range.end) {
+      if (!(await head(url, signal)))
+        throw new StorageError(url, 'read failed: no such object', { code: 'NOT_FOUND' });
+      return undefined;
+    }
+    try {
+      const Range = range && `bytes=${range.start}-${range.end - 1}`;
+      const command = new GetObjectCommand({ Bucket: bucket, Key: key, Range });
+      const out = await client.send(command, { abortSignal: signal });
+      if (!(out.Body instanceof Readable))
+        throw new StorageError(url, 'read failed: response body is not a stream');
+      return abortable(out.Body, signal);
+    } catch (err) {
+      // 416: the range starts at or past the end of an object that exists.
+      if (!signal?.aborted && s3ErrorCode(err) === 'InvalidRange') return undefined;
+      throw toS3StorageError(url, bucket, 'read', err, signal);
+    }
+  }
+
+  async function* streamBody(url: string, range: ByteRange | undefined, signal?: AbortSignal) {
+    const body = await openBody(url, range, signal);
+    if (!body) return;
+    try {
+      for await (const chunk of body) yield chunk as Buffer;
+    } catch (err) {
+      throw toS3StorageError(url, parseS3Url(url).bucket, 'read', err, signal);
+    } finally {
+      body.destroy();
+    }
+  }
+
+  async function upload(
+    { bucket, key }: S3Location,
+    body: Uint8Array | AsyncIterable<Uint8Array>,
+    { signal, contentType }: WriteOptions,
+  ): Promise<void> {
+    if (body instanceof Uint8Array && body.length <= partSizeBytes) {
+      const put = new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: body,
+        ContentLength: body.length,
+        ContentType: contentType,
+      });
+      await client.send(put, { abortSignal: signal });
+      return;
+    }
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const params = {
+        Bucket: bucket,
+        Key: key,
+        Body: body instanceof Uint8Array ? body : abortable(Readable.from(body), signal),
+        ContentType: contentType,
+      };
+      const options = { partSize: partSizeBytes, queueSize, leavePartsOnError: false };
+      await new Upload({ client, params, ...options, abortController: controller }).done();
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async function listPages(prefix: string, signal: AbortSignal | undefined): Promise<ObjectInfo[]> {
+    const { bucket, key } = begin(prefix, signal);
+    const found: ObjectInfo[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const page = new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: key,
+          ContinuationToken: token,
+          MaxKeys: listPageSize,
+        });
+        const out = await client.send(page, { abortSignal: signal });
+        for (const object of out.Contents ?? []) {
+          if (object.Key === undefined) continue;
+          const url = formatS3Url(bucket, object.Key);
+          found.push({ url, sizeBytes: object.Size ?? 0, mtimeMs: object.LastModified?.getTime() ?? 0 });
+        }
+        token = out.IsTruncated ? out.NextContinuationToken : undefined;
+      } while (token !== undefined);
+    } catch (err) {
+      throw toS3StorageError(prefix, bucket, 'list', err, signal);
+    }
+    return found.sort(compareUrls);
+  }
+
+  const storage: Storage = {
+    async read(url, { range, signal } = {}) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of streamBody(url, range, signal)) chunks.push(chunk);
+      return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    },
+
+    readStream(url, { range, signal } = {}) {
+      return streamBody(url, range, signal);
+    },
+
+    async write(url, body, writeOptions = {}) {
+      const location = begin(url, writeOptions.signal);
+      try {
+        await upload(location, body, writeOptions);
+      } catch (err) {
+        throw toS3StorageError(url, location.bucket, 'write', err, writeOptions.signal);
+      }
+    },
+
+    stat(url, { signal } = {}) {
+      return head(url, signal);
+    },
+
+    list(prefix, { signal } = {}) {
+      return listPages(prefix, signal);
+    },
+
+    async delete(url, { signal } = {}) {
+      const { bucket, key } = begin(url, signal);
+      try {
+        // S3 answers 204 whether or not the key existed.
+        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+      } catch (err) {
+        if (s3ErrorCode(err) !== 'NoSuchKey' || signal?.aborted)
+          throw toS3StorageError(url, bucket, 'delete', err, signal);
+      }
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      client.destroy();
+    },
+
+    [Symbol.asyncDispose]() {
+      return storage.close();
+    },
+  };
+  return storage;
+}
+
+/** Destroys `stream` when `signal` aborts, so an aborted upload stops pulling the caller's body. */
+function abortable(stream: Readable, signal: AbortSignal | undefined): Readable {
+  return signal ? addAbortSignal(signal, stream) : stream;
+}
