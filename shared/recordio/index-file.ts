@@ -89,8 +89,3 @@ export function formatIndexLine(key: RecordKey, offset: number): string {
 export function formatIndexFile(entries: readonly Pick<IndexEntry, 'key' | 'offset'>[]): string {
   return entries.map((e) => formatIndexLine(e.key, e.offset)).join('');
 }
-
-/** The entries sorted by offset (im2rec writes them in file order already, but shuffled keys are allowed). */
-export function sortByOffset(entries: readonly IndexEntry[]): IndexEntry[] {
-  return [...entries].sort((a, b) => a.offset - b.offset);
-}

@@ -80,7 +80,7 @@ export function encodeRecord(payload: Uint8Array): Buffer {
     );
   }
   const splits = findAlignedMagics(payload);
-  const out = Buffer.alloc(encodedSize(payload.length, splits));
+  const out = Buffer.allocUnsafe(encodedSize(payload.length, splits));
   let pos = 0;
   let dptr = 0;
   const writePart = (cflag: number, end: number) => {
@@ -94,7 +94,7 @@ export function encodeRecord(payload: Uint8Array): Buffer {
     dptr = i + 4;
   }
   writePart(splits.length > 0 ? CFLAG.last : CFLAG.whole, payload.length);
-  // Buffer.alloc zero-filled the padding.
+  out.fill(0, pos);
   return out;
 }
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRng, RNG_STREAM } from '../../shared/random.js';
-import { MAGIC_BYTES } from '../../shared/recordio/record.js';
+import { encodeRecord, MAGIC_BYTES } from '../../shared/recordio/record.js';
 
 /**
  * Fixtures for RecordIO tests: the real im2rec file from shared/testdata (see its ORIGIN.md) and
@@ -72,6 +72,19 @@ export function syntheticPayloads(seed: number, count: number, maxBytes = 3000):
     }
     return payload;
   });
+}
+
+/** A RecordIO file of `syntheticPayloads`, with each record's offset (counted from `baseOffset`). */
+export function syntheticFile(seed: number, count: number, maxBytes = 3000, baseOffset = 0) {
+  const payloads = syntheticPayloads(seed, count, maxBytes);
+  const encoded = payloads.map((p) => encodeRecord(p));
+  const offsets: number[] = [];
+  let at = baseOffset;
+  for (const e of encoded) {
+    offsets.push(at);
+    at += e.length;
+  }
+  return { bytes: Buffer.concat(encoded), payloads, offsets };
 }
 
 /** Splits `bytes` into chunks at the given cut points (sorted, deduplicated, inside the buffer). */

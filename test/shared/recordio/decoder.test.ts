@@ -3,7 +3,7 @@ import { RecordIOError } from '../../../shared/errors.js';
 import { createRng, RNG_STREAM } from '../../../shared/random.js';
 import { type DecodedRecord, RecordDecoder } from '../../../shared/recordio/decoder.js';
 import { encodeLrec, encodeRecord, RECORDIO_MAGIC } from '../../../shared/recordio/record.js';
-import { cutAt, syntheticPayloads } from '../../helpers/recordio-fixtures.js';
+import { cutAt, syntheticFile } from '../../helpers/recordio-fixtures.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -74,15 +74,7 @@ test('decoder returns whole records inside a chunk as views of it, without copyi
 });
 
 test('decoder reports file offsets from baseOffset across random chunkings of a synthetic stream', (t) => {
-  const payloads = syntheticPayloads(3, 120);
-  const encoded = payloads.map((p) => encodeRecord(p));
-  const offsets: number[] = [];
-  let at = 4096;
-  for (const e of encoded) {
-    offsets.push(at);
-    at += e.length;
-  }
-  const file = Buffer.concat(encoded);
+  const { bytes: file, payloads, offsets } = syntheticFile(3, 120, 3000, 4096);
   for (let trial = 0; trial < 5; trial++) {
     const rng = createRng(7, RNG_STREAM.test, trial);
     const cuts = Array.from({ length: 1 + rng.int(200) }, () => rng.int(file.length));
