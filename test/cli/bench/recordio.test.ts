@@ -1,0 +1,53 @@
+import { PassThrough } from 'node:stream';
+import test from 'ava';
+import { main } from '../../../cli/main.js';
+import { noopLogger } from '../../../shared/logging.js';
+import { DOG, DOG_REC } from '../../helpers/recordio-fixtures.js';
+
+async function bench(args: string[]) {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let stdout = '';
+  let stderr = '';
+  out.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  err.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const code = await main(['bench', 'recordio', ...args], {
+    stdout: out,
+    stderr: err,
+    logger: noopLogger,
+    env: {},
+  });
+  return { code, stdout, stderr };
+}
+
+test('bench recordio --json prints one object counting the records, labels and bytes of the dog file', async (t) => {
+  const { code, stdout, stderr } = await bench([DOG_REC, '--json']);
+  t.is(stderr, '');
+  t.is(code, 0);
+  const lines = stdout.trim().split('\n');
+  t.is(lines.length, 1);
+  const result = JSON.parse(lines[0]!);
+  t.like(result, { source: DOG_REC, records: 4, bytes: DOG.sizeBytes, detectionLabels: 4, objects: 12 });
+  for (const key of [
+    'seconds',
+    'recordsPerSecond',
+    'megabytesPerSecond',
+    'catSeconds',
+    'catMegabytesPerSecond',
+  ]) {
+    t.true(Number.isFinite(result[key]) && result[key] > 0, `${key} = ${result[key]}`);
+  }
+});
+
+test('bench recordio fails on a missing source and asks for exactly one SOURCE', async (t) => {
+  const none = await bench(['--json']);
+  t.is(none.code, 2);
+  t.regex(none.stderr, /expected one SOURCE, got 0/);
+  const missing = await bench(['/nonexistent/x.rec']);
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /\/nonexistent\/x\.rec/);
+});
