@@ -16,6 +16,7 @@ import {
   checkRange,
   compareUrls,
   type ObjectInfo,
+  type ReadOptions,
   type Storage,
   type WriteOptions,
 } from './storage.js';
@@ -94,46 +95,136 @@ export function resolveS3ClientConfig(options: S3StorageOptions = {}): S3ClientC
 }
 
 export function createS3Storage(options: S3StorageOptions = {}): Storage {
-  const client = new S3Client(resolveS3ClientConfig(options));
-  const partSizeBytes = options.partSizeBytes ?? DEFAULT_PART_SIZE_BYTES;
-  const queueSize = options.queueSize ?? DEFAULT_QUEUE_SIZE;
-  const listPageSize = options.listPageSize ?? DEFAULT_LIST_PAGE_SIZE;
-  let closed = false;
+  return new S3Storage(options);
+}
 
-  function begin(url: string, signal: AbortSignal | undefined): S3Location {
-    if (closed) throw new StorageError(url, 'storage is closed');
-    signal?.throwIfAborted();
-    return parseS3Url(url);
+class S3Storage implements Storage {
+  private readonly client: S3Client;
+  private readonly partSizeBytes: number;
+  private readonly queueSize: number;
+  private readonly listPageSize: number;
+  private closed = false;
+
+  constructor(options: S3StorageOptions) {
+    this.client = new S3Client(resolveS3ClientConfig(options));
+    this.partSizeBytes = options.partSizeBytes ?? DEFAULT_PART_SIZE_BYTES;
+    this.queueSize = options.queueSize ?? DEFAULT_QUEUE_SIZE;
+    this.listPageSize = options.listPageSize ?? DEFAULT_LIST_PAGE_SIZE;
   }
 
-  async function head(url: string, signal: AbortSignal | undefined): Promise<ObjectInfo | undefined> {
-    const { bucket, key } = begin(url, signal);
+  async read(url: string, { range, signal }: ReadOptions = {}): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of this.readStream(url, { range, signal })) chunks.push(chunk);
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  }
+
+  async *readStream(url: string, { range, signal }: ReadOptions = {}): AsyncGenerator<Buffer> {
+    const { bucket, key } = this.begin(url, signal);
+    const body = await this.openBody(url, { bucket, key }, range, signal);
+    if (!body) return;
     try {
-      const out = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), {
-        abortSignal: signal,
-      });
+      for await (const chunk of body) yield chunk as Buffer;
+    } catch (err) {
+      throw toS3StorageError(url, bucket, 'read', err, signal);
+    } finally {
+      body.destroy();
+    }
+  }
+
+  async write(url: string, body: Uint8Array | AsyncIterable<Uint8Array>, options: WriteOptions = {}) {
+    const location = this.begin(url, options.signal);
+    try {
+      if (body instanceof Uint8Array && body.length <= this.partSizeBytes) {
+        await this.putObject(location, body, options);
+      } else {
+        await this.uploadMultipart(location, body, options);
+      }
+    } catch (err) {
+      throw toS3StorageError(url, location.bucket, 'write', err, options.signal);
+    }
+  }
+
+  async stat(url: string, { signal }: { signal?: AbortSignal } = {}): Promise<ObjectInfo | undefined> {
+    const { bucket, key } = this.begin(url, signal);
+    try {
+      const head = new HeadObjectCommand({ Bucket: bucket, Key: key });
+      const out = await this.client.send(head, { abortSignal: signal });
       return { url, sizeBytes: out.ContentLength ?? 0, mtimeMs: out.LastModified?.getTime() ?? 0 };
     } catch (err) {
-      // HEAD has no body, so a missing bucket also shows up as a plain 404.
-      if (!signal?.aborted && (s3ErrorCode(err) === 'NotFound' || s3ErrorCode(err) === 'NoSuchKey'))
-        return undefined;
+      // HEAD has no body, so a missing bucket also shows up as a plain 404 (NotFound).
+      const code = s3ErrorCode(err);
+      if (!signal?.aborted && (code === 'NotFound' || code === 'NoSuchKey')) return undefined;
       throw toS3StorageError(url, bucket, 'stat', err, signal);
     }
   }
 
+  async list(prefix: string, { signal }: { signal?: AbortSignal } = {}): Promise<ObjectInfo[]> {
+    const { bucket, key } = this.begin(prefix, signal, { isPrefix: true });
+    const found: ObjectInfo[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const page = { Bucket: bucket, Prefix: key, ContinuationToken: token, MaxKeys: this.listPageSize };
+        const out = await this.client.send(new ListObjectsV2Command(page), { abortSignal: signal });
+        for (const { Key, Size, LastModified } of out.Contents ?? []) {
+          if (Key === undefined) continue;
+          found.push({
+            url: formatS3Url(bucket, Key),
+            sizeBytes: Size ?? 0,
+            mtimeMs: LastModified?.getTime() ?? 0,
+          });
+        }
+        token = out.IsTruncated ? out.NextContinuationToken : undefined;
+      } while (token !== undefined);
+    } catch (err) {
+      throw toS3StorageError(prefix, bucket, 'list', err, signal);
+    }
+    return found.sort(compareUrls);
+  }
+
+  async delete(url: string, { signal }: { signal?: AbortSignal } = {}): Promise<void> {
+    const { bucket, key } = this.begin(url, signal);
+    try {
+      // S3 answers 204 whether or not the key existed.
+      await this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+    } catch (err) {
+      if (s3ErrorCode(err) !== 'NoSuchKey' || signal?.aborted) {
+        throw toS3StorageError(url, bucket, 'delete', err, signal);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.client.destroy();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Checks state and signal, and parses the URL; only `list` may name a bare bucket. */
+  private begin(url: string, signal: AbortSignal | undefined, { isPrefix = false } = {}): S3Location {
+    if (this.closed) throw new StorageError(url, 'storage is closed');
+    signal?.throwIfAborted();
+    const location = parseS3Url(url);
+    if (!isPrefix && location.key === '') throw new StorageError(url, 'names a bucket, not an object');
+    return location;
+  }
+
   /** The body of a GET, or undefined when the range is empty or starts at or past the end. */
-  async function openBody(url: string, range: ByteRange | undefined, signal?: AbortSignal) {
-    const { bucket, key } = begin(url, signal);
+  private async openBody(url: string, { bucket, key }: S3Location, range?: ByteRange, signal?: AbortSignal) {
     checkRange(url, range);
     if (range && range.start === range.end) {
-      if (!(await head(url, signal)))
-        throw new StorageError(url, 'read failed: no such object', { code: 'NOT_FOUND' });
-      return undefined;
+      if (await this.stat(url, { signal })) return undefined;
+      throw new StorageError(url, 'read failed: no such object', { code: 'NOT_FOUND' });
     }
     try {
       const Range = range && `bytes=${range.start}-${range.end - 1}`;
-      const command = new GetObjectCommand({ Bucket: bucket, Key: key, Range });
-      const out = await client.send(command, { abortSignal: signal });
+      const out = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range }), {
+        abortSignal: signal,
+      });
       if (!(out.Body instanceof Readable))
         throw new StorageError(url, 'read failed: response body is not a stream');
       return abortable(out.Body, signal);
@@ -144,130 +235,47 @@ export function createS3Storage(options: S3StorageOptions = {}): Storage {
     }
   }
 
-  async function* streamBody(url: string, range: ByteRange | undefined, signal?: AbortSignal) {
-    const body = await openBody(url, range, signal);
-    if (!body) return;
-    try {
-      for await (const chunk of body) yield chunk as Buffer;
-    } catch (err) {
-      throw toS3StorageError(url, parseS3Url(url).bucket, 'read', err, signal);
-    } finally {
-      body.destroy();
-    }
+  private async putObject(
+    { bucket, key }: S3Location,
+    body: Uint8Array,
+    { signal, contentType }: WriteOptions,
+  ) {
+    const put = {
+      Bucket: bucket,
+      Key: key,
+      Body: body,
+      ContentLength: body.length,
+      ContentType: contentType,
+    };
+    await this.client.send(new PutObjectCommand(put), { abortSignal: signal });
   }
 
-  async function upload(
+  /** lib-storage's Upload takes an AbortController, not a signal: forward ours into one. */
+  private async uploadMultipart(
     { bucket, key }: S3Location,
     body: Uint8Array | AsyncIterable<Uint8Array>,
     { signal, contentType }: WriteOptions,
   ): Promise<void> {
-    if (body instanceof Uint8Array && body.length <= partSizeBytes) {
-      const put = new PutObjectCommand({
-        Bucket: bucket,
-        Key: key,
-        Body: body,
-        ContentLength: body.length,
-        ContentType: contentType,
-      });
-      await client.send(put, { abortSignal: signal });
-      return;
-    }
     const controller = new AbortController();
     const onAbort = () => controller.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const params = {
-        Bucket: bucket,
-        Key: key,
-        Body: body instanceof Uint8Array ? body : abortable(Readable.from(body), signal),
-        ContentType: contentType,
-      };
-      const options = { partSize: partSizeBytes, queueSize, leavePartsOnError: false };
-      await new Upload({ client, params, ...options, abortController: controller }).done();
+      const stream = body instanceof Uint8Array ? body : abortable(Readable.from(body), signal);
+      await new Upload({
+        client: this.client,
+        params: { Bucket: bucket, Key: key, Body: stream, ContentType: contentType },
+        partSize: this.partSizeBytes,
+        queueSize: this.queueSize,
+        leavePartsOnError: false,
+        abortController: controller,
+      }).done();
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
   }
-
-  async function listPages(prefix: string, signal: AbortSignal | undefined): Promise<ObjectInfo[]> {
-    const { bucket, key } = begin(prefix, signal);
-    const found: ObjectInfo[] = [];
-    let token: string | undefined;
-    try {
-      do {
-        const page = new ListObjectsV2Command({
-          Bucket: bucket,
-          Prefix: key,
-          ContinuationToken: token,
-          MaxKeys: listPageSize,
-        });
-        const out = await client.send(page, { abortSignal: signal });
-        for (const object of out.Contents ?? []) {
-          if (object.Key === undefined) continue;
-          const url = formatS3Url(bucket, object.Key);
-          found.push({ url, sizeBytes: object.Size ?? 0, mtimeMs: object.LastModified?.getTime() ?? 0 });
-        }
-        token = out.IsTruncated ? out.NextContinuationToken : undefined;
-      } while (token !== undefined);
-    } catch (err) {
-      throw toS3StorageError(prefix, bucket, 'list', err, signal);
-    }
-    return found.sort(compareUrls);
-  }
-
-  const storage: Storage = {
-    async read(url, { range, signal } = {}) {
-      const chunks: Buffer[] = [];
-      for await (const chunk of streamBody(url, range, signal)) chunks.push(chunk);
-      return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-    },
-
-    readStream(url, { range, signal } = {}) {
-      return streamBody(url, range, signal);
-    },
-
-    async write(url, body, writeOptions = {}) {
-      const location = begin(url, writeOptions.signal);
-      try {
-        await upload(location, body, writeOptions);
-      } catch (err) {
-        throw toS3StorageError(url, location.bucket, 'write', err, writeOptions.signal);
-      }
-    },
-
-    stat(url, { signal } = {}) {
-      return head(url, signal);
-    },
-
-    list(prefix, { signal } = {}) {
-      return listPages(prefix, signal);
-    },
-
-    async delete(url, { signal } = {}) {
-      const { bucket, key } = begin(url, signal);
-      try {
-        // S3 answers 204 whether or not the key existed.
-        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
-      } catch (err) {
-        if (s3ErrorCode(err) !== 'NoSuchKey' || signal?.aborted)
-          throw toS3StorageError(url, bucket, 'delete', err, signal);
-      }
-    },
-
-    async close() {
-      if (closed) return;
-      closed = true;
-      client.destroy();
-    },
-
-    [Symbol.asyncDispose]() {
-      return storage.close();
-    },
-  };
-  return storage;
 }
 
-/** Destroys `stream` when `signal` aborts, so an aborted upload stops pulling the caller's body. */
+/** Destroys `stream` when `signal` aborts: a GET stops downloading, an upload stops pulling its body. */
 function abortable(stream: Readable, signal: AbortSignal | undefined): Readable {
   return signal ? addAbortSignal(signal, stream) : stream;
 }

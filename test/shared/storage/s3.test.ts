@@ -168,12 +168,14 @@ test('s3 explains a refused connection by pointing at the endpoint', async (t) =
   t.regex(err.message, /^s3:\/\/b1b\/x: stat failed: connection refused: .*--s3-endpoint/);
 });
 
-test('s3 rejects a malformed URL, naming it', async (t) => {
+test('s3 rejects a malformed URL or a bare bucket as an object, naming it', async (t) => {
   const storage = createS3Storage({ endpoint: 'http://127.0.0.1:1', env: {} });
   t.teardown(() => storage.close());
   const err = await t.throwsAsync(storage.read('s3://x/key'));
   t.true(isClusterError(err, 'STORAGE'));
   t.true(err.message.startsWith("s3://x/key: invalid bucket name 'x'"), err.message);
+  const bare = await t.throwsAsync(storage.write('s3://bucket/', randomBytes(1)));
+  t.is(bare.message, 's3://bucket/: names a bucket, not an object');
 });
 
 test('toS3StorageError maps SDK failures by name and keeps the cause', (t) => {
