@@ -4,9 +4,10 @@
  * end of the data so that a truncated tail is an error rather than a silent loss.
  *
  * Speed: a whole record (cflag 0) that lies inside one chunk is returned as a `subarray` of that chunk,
- * with no copy; only parts that straddle chunks are copied, and multi-part records are joined with one
- * copy. Payloads therefore share memory with the chunks: callers must not reuse a chunk buffer while
- * they still hold records from it.
+ * with no copy; parts that straddle chunks and the leading parts of multi-part records are copied.
+ * Invariant: once write() returns, the decoder holds no reference to the chunk (only the records it
+ * returned may be views of it), so a caller may reuse a chunk buffer as soon as it is done with those
+ * records.
  *
  * Ordering rules enforced (dmlc-core only checks the magic): a record starts with a part of cflag 0 or 1;
  * after cflag 1 or 2 the next part must be cflag 2 or 3; cflag 4..7 never occurs. Every error is a
@@ -156,7 +157,10 @@ export class RecordDecoder {
     }
     if (this.phase === 'body') {
       const n = Math.min(this.partLength - this.partFill, available);
-      if (this.partFill === 0 && n === this.partLength) this.partBody = chunk.subarray(pos, pos + n);
+      // A part is kept as a view only if it completes a record in this write() (see the invariant above).
+      const completesRecord = this.partCflag === CFLAG.whole || this.partCflag === CFLAG.last;
+      if (this.partFill === 0 && n === this.partLength && completesRecord)
+        this.partBody = chunk.subarray(pos, pos + n);
       else {
         if (this.partFill === 0) this.partBody = Buffer.allocUnsafe(this.partLength);
         chunk.copy(this.partBody, this.partFill, pos, pos + n);

@@ -87,6 +87,21 @@ test('decoder reports file offsets from baseOffset across random chunkings of a 
   }
 });
 
+test('decoder keeps no reference to a chunk after write(), so chunk buffers can be reused', (t) => {
+  const { bytes, payloads } = syntheticFile(9, 60, 900);
+  const decoder = new RecordDecoder({ source: 'reused.rec' });
+  const reused = Buffer.alloc(64);
+  let seen = 0;
+  for (let at = 0; at < bytes.length; at += reused.length) {
+    const n = bytes.copy(reused, 0, at, at + reused.length);
+    for (const r of decoder.write(reused.subarray(0, n)))
+      t.true(r.payload.equals(payloads[seen++]!), `record ${seen - 1}`);
+    reused.fill(0xee); // what a reader reusing its buffer would do before the next read
+  }
+  decoder.end();
+  t.is(seen, payloads.length);
+});
+
 test('decoder rejects a bad magic naming the file and byte offset, after returning the records before it', (t) => {
   const good = encodeRecord(hex('01020304'));
   const bytes = Buffer.concat([good, hex('deadbeef 00000000')]);
