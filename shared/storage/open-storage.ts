@@ -11,10 +11,10 @@ import { isS3Url, type Storage } from './storage.js';
 export interface CreateStorageOptions {
   /** `--s3-endpoint`: an S3-compatible store; else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL from `env`. */
   s3Endpoint?: string;
-  /** Explicit S3 credentials (tests, S3-compatible stores); else the SDK's standard chain. */
+  /** Explicit S3 credentials; else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in `env`; else the SDK's chain. */
   s3Credentials?: S3Credentials;
   s3Region?: string;
-  /** Endpoint and region lookups; defaults to process.env. */
+  /** Where endpoint, region and static keys are looked up; defaults to process.env. */
   env?: NodeJS.ProcessEnv;
   /** Tuning passed to the S3 storage (part size, upload queue, list page size). */
   s3?: Pick<S3StorageOptions, 'partSizeBytes' | 'queueSize' | 'listPageSize'>;

@@ -42,9 +42,9 @@ export interface S3StorageOptions {
   endpoint?: string;
   /** Else AWS_REGION, AWS_DEFAULT_REGION, 'us-east-1'. */
   region?: string;
-  /** Explicit credentials (tests, S3-compatible stores); else the SDK's standard provider chain. */
+  /** Explicit credentials; else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN) in `env`; else the SDK's chain. */
   credentials?: S3Credentials;
-  /** Where endpoint and region are looked up; defaults to process.env. */
+  /** Where endpoint, region and static keys are looked up; defaults to process.env. */
   env?: NodeJS.ProcessEnv;
   /** Multipart part size and the largest single-PUT body (default 8 MiB; S3's minimum part is 5 MiB). */
   partSizeBytes?: number;
@@ -82,7 +82,8 @@ export function resolveS3ClientConfig(options: S3StorageOptions = {}): S3ClientC
     // A bucket in another region answers 301; follow it instead of failing (AWS only).
     followRegionRedirects: true,
   };
-  if (options.credentials) config.credentials = { ...options.credentials };
+  const credentials = options.credentials ?? credentialsFromEnv(env);
+  if (credentials) config.credentials = { ...credentials };
   if (endpoint !== undefined) {
     config.endpoint = endpoint;
     config.forcePathStyle = true;
@@ -92,6 +93,19 @@ export function resolveS3ClientConfig(options: S3StorageOptions = {}): S3ClientC
     config.responseChecksumValidation = 'WHEN_REQUIRED';
   }
   return config;
+}
+
+/**
+ * Static keys from `env`, the first link of the SDK's own chain; reading them here means an injected
+ * env (a CLI test, a child's environment) works without touching process.env. Without them the SDK's
+ * chain carries on (shared config/profile, SSO, web identity, container and instance roles).
+ */
+function credentialsFromEnv(env: NodeJS.ProcessEnv): S3Credentials | undefined {
+  const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey } = env;
+  if (!accessKeyId || !secretAccessKey) return undefined;
+  return env.AWS_SESSION_TOKEN
+    ? { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN }
+    : { accessKeyId, secretAccessKey };
 }
 
 export function createS3Storage(options: S3StorageOptions = {}): Storage {

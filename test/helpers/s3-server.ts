@@ -20,7 +20,7 @@ export interface S3TestServer {
   endpoint: string;
   bucket: string;
   credentials: S3Credentials;
-  /** The same endpoint and credentials as AWS_* variables, for a child process (e.g. a CLI run) to inherit. */
+  /** The same endpoint and keys as AWS_* variables: for createStorage({ env }) or a child process. */
   env: NodeJS.ProcessEnv;
   /** Every HTTP request the server received, in arrival order (method, path?query, headers). */
   requests: S3Request[];

@@ -35,12 +35,9 @@ test('createStorage sends s3:// URLs to the S3 endpoint and paths to the file sy
   t.is(Buffer.concat(await collectChunks(storage.readStream(remote))).toString(), 'in the bucket');
 });
 
-test('createStorage finds the endpoint in AWS_ENDPOINT_URL_S3 of the given env', async (t) => {
+test('createStorage finds the endpoint and keys in the AWS_* variables of the given env', async (t) => {
   const server = await startS3Server(t);
-  const storage = open(t, {
-    s3Credentials: server.credentials,
-    env: { AWS_ENDPOINT_URL_S3: server.endpoint },
-  });
+  const storage = open(t, { env: server.env });
   await storage.write(`s3://${server.bucket}/e.bin`, Buffer.from('x'));
   t.true(server.requests.some((r) => r.method === 'PUT' && r.url.startsWith(`/${server.bucket}/e.bin`)));
 });

@@ -42,6 +42,22 @@ test('resolveS3ClientConfig uses path-style addressing and relaxed checksums onl
   t.is(aws.credentials, undefined, 'the SDK default credential chain');
 });
 
+test('resolveS3ClientConfig takes static keys from the given env unless credentials are passed', (t) => {
+  const env = { AWS_ACCESS_KEY_ID: 'AKID', AWS_SECRET_ACCESS_KEY: 'SECRET', AWS_SESSION_TOKEN: 'TOKEN' };
+  t.deepEqual(resolveS3ClientConfig({ env }).credentials, {
+    accessKeyId: 'AKID',
+    secretAccessKey: 'SECRET',
+    sessionToken: 'TOKEN',
+  });
+  const explicit = { accessKeyId: 'OTHER', secretAccessKey: 'X' };
+  t.deepEqual(resolveS3ClientConfig({ env, credentials: explicit }).credentials, explicit);
+  t.is(
+    resolveS3ClientConfig({ env: { AWS_ACCESS_KEY_ID: 'AKID' } }).credentials,
+    undefined,
+    'half a key pair',
+  );
+});
+
 test('resolveS3ClientConfig takes the region from the option, AWS_REGION, AWS_DEFAULT_REGION, else us-east-1', (t) => {
   t.is(resolveS3ClientConfig({ region: 'eu-west-1', env: { AWS_REGION: 'x' } }).region, 'eu-west-1');
   t.is(
