@@ -1,0 +1,157 @@
+import type { backend_util } from '@tensorflow/tfjs-core';
+
+/**
+ * Pure patch (un)folding for NHWC convolutions, the O(n) half of the backward convolutions; the O(n^2)
+ * half runs as one matMul on the backend. Plain typed arrays in and out.
+ *
+ * Indexing shared by every function here:
+ * - output rows r = b * outHeight + oh; a chunk is a range [rowStart, rowEnd) of them, and
+ *   m = (r - rowStart) * outWidth + ow is the position inside the chunk;
+ * - patch index k = (kh * filterWidth + kw) * inChannels + ci, the row order of an HWIO filter
+ *   reshaped to [K, outChannels], so matMul results need no reordering;
+ * - input pixel of (oh, ow, kh, kw): ih = oh * strideHeight + kh * dilationHeight - padTop (same for w);
+ *   outside the input it reads as zero.
+ */
+export type ConvInfo = backend_util.Conv2DInfo;
+
+export function patchSize(info: ConvInfo): number {
+  return info.filterHeight * info.filterWidth * info.inChannels;
+}
+
+/** [first, end) output columns whose input column lies inside the image for filter column kw. */
+function validColumns(info: ConvInfo, kw: number): [number, number] {
+  const offset = kw * info.dilationWidth - info.padInfo.left;
+  const first = Math.max(0, Math.ceil(-offset / info.strideWidth));
+  const end = Math.min(info.outWidth, Math.floor((info.inWidth - 1 - offset) / info.strideWidth) + 1);
+  return [first, Math.max(first, end)];
+}
+
+/**
+ * Channel planes: planes[(b * C + c) * H * W + ih * W + iw] = x[b, ih, iw, c], i.e. each image
+ * [H * W, C] transposed. In planes a patch-matrix row segment is a run of one image row, which
+ * stride 1 turns into a plain copy.
+ */
+export function toChannelPlanes(x: Float32Array, info: ConvInfo, planes: Float32Array): void {
+  const pixels = info.inHeight * info.inWidth;
+  const imageSize = pixels * info.inChannels;
+  for (let b = 0; b < info.batchSize; b++) {
+    const image = x.subarray(b * imageSize, (b + 1) * imageSize);
+    transposeMatrix(image, pixels, info.inChannels, planes.subarray(b * imageSize, (b + 1) * imageSize));
+  }
+}
+
+/**
+ * Writes the transposed patch matrix of output rows [rowStart, rowEnd) from channel planes:
+ * heap[outAt + k * M + m] with M = (rowEnd - rowStart) * outWidth, reading heap[planesAt + ...].
+ * Both live in one array (the wasm heap) so stride-1 runs move with copyWithin (a memmove).
+ * colT · dy is then the filter gradient in HWIO order.
+ */
+export function im2colTransposed(
+  heap: Float32Array,
+  planesAt: number,
+  info: ConvInfo,
+  rowStart: number,
+  rowEnd: number,
+  outAt: number,
+): void {
+  const { inHeight, inWidth, outHeight, outWidth, filterWidth } = info;
+  const columns = (rowEnd - rowStart) * outWidth;
+  const stride = info.strideWidth;
+  for (let k = 0; k < patchSize(info); k++) {
+    const c = k % info.inChannels;
+    const tap = (k - c) / info.inChannels;
+    const kw = tap % filterWidth;
+    const kh = (tap - kw) / filterWidth;
+    const [first, end] = validColumns(info, kw);
+    const shift = kw * info.dilationWidth - info.padInfo.left;
+    for (let r = rowStart; r < rowEnd; r++) {
+      const b = Math.floor(r / outHeight);
+      const ih = (r - b * outHeight) * info.strideHeight + kh * info.dilationHeight - info.padInfo.top;
+      const dst = outAt + k * columns + (r - rowStart) * outWidth;
+      if (ih < 0 || ih >= inHeight || first === end) {
+        heap.fill(0, dst, dst + outWidth);
+        continue;
+      }
+      heap.fill(0, dst, dst + first);
+      heap.fill(0, dst + end, dst + outWidth);
+      const src = planesAt + ((b * info.inChannels + c) * inHeight + ih) * inWidth + shift;
+      if (stride === 1) {
+        heap.copyWithin(dst + first, src + first, src + end);
+      } else {
+        for (let ow = first; ow < end; ow++) heap[dst + ow] = heap[src + ow * stride]!;
+      }
+    }
+  }
+}
+
+/**
+ * Adds the patch matrix cols[m * K + k] of rows [rowStart, rowEnd) back onto the image:
+ * dx[b, ih, iw, ci] += cols[m, (kh, kw, ci)] (the adjoint of im2col). dy · W^T = cols.
+ */
+export function col2imAdd(
+  cols: Float32Array,
+  info: ConvInfo,
+  rowStart: number,
+  rowEnd: number,
+  dx: Float32Array,
+): void {
+  const { inHeight, inWidth, inChannels: channels, outHeight, outWidth, filterHeight, filterWidth } = info;
+  const patch = patchSize(info);
+  for (let r = rowStart; r < rowEnd; r++) {
+    const b = Math.floor(r / outHeight);
+    const oh = r - b * outHeight;
+    for (let kh = 0; kh < filterHeight; kh++) {
+      const ih = oh * info.strideHeight + kh * info.dilationHeight - info.padInfo.top;
+      if (ih < 0 || ih >= inHeight) continue;
+      const imageRow = (b * inHeight + ih) * inWidth;
+      for (let kw = 0; kw < filterWidth; kw++) {
+        const [first, end] = validColumns(info, kw);
+        const iw0 = kw * info.dilationWidth - info.padInfo.left;
+        const tap = (kh * filterWidth + kw) * channels;
+        for (let ow = first; ow < end; ow++) {
+          const src = ((r - rowStart) * outWidth + ow) * patch + tap;
+          const dst = (imageRow + ow * info.strideWidth + iw0) * channels;
+          for (let c = 0; c < channels; c++) dx[dst + c] = dx[dst + c]! + cols[src + c]!;
+        }
+      }
+    }
+  }
+}
+
+/** [start, end) ranges of output rows whose patch matrix (floatsPerRow each) fits in `maxFloats`. */
+export function rowChunks(totalRows: number, floatsPerRow: number, maxFloats: number): [number, number][] {
+  const perChunk = Math.max(1, Math.floor(maxFloats / Math.max(1, floatsPerRow)));
+  const chunks: [number, number][] = [];
+  for (let start = 0; start < totalRows; start += perChunk) {
+    chunks.push([start, Math.min(totalRows, start + perChunk)]);
+  }
+  return chunks;
+}
+
+/** out[j * rows + i] = a[i * cols + j]: a [rows, cols] matrix transposed, in tiles. */
+export function transposeMatrix(a: Float32Array, rows: number, cols: number, out: Float32Array): void {
+  const tile = 32;
+  for (let i0 = 0; i0 < rows; i0 += tile) {
+    const iEnd = Math.min(rows, i0 + tile);
+    for (let j0 = 0; j0 < cols; j0 += tile) {
+      const jEnd = Math.min(cols, j0 + tile);
+      for (let i = i0; i < iEnd; i++) {
+        for (let j = j0; j < jEnd; j++) out[j * rows + i] = a[i * cols + j]!;
+      }
+    }
+  }
+}
+
+/**
+ * HWIO filter [kh, kw, in, out] -> the filter of the transposed convolution: rotated 180 degrees in
+ * space with in/out swapped, [kh, kw, out, in]. conv(dy, flipped) = dx for stride 1.
+ */
+export function flipFilter(w: Float32Array, shape: readonly number[], out: Float32Array): void {
+  const [kh = 0, kw = 0, inC = 0, outC = 0] = shape;
+  const tapSize = inC * outC;
+  const taps = kh * kw;
+  for (let t = 0; t < taps; t++) {
+    const src = w.subarray(t * tapSize, (t + 1) * tapSize);
+    transposeMatrix(src, inC, outC, out.subarray((taps - 1 - t) * tapSize, (taps - t) * tapSize));
+  }
+}

@@ -1,0 +1,43 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.js';
+import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
+import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
+
+/**
+ * The kernels this project adds to (or replaces on) the wasm backend so SSD models train there:
+ * - Conv2DBackpropFilter: missing;
+ * - Conv2DBackpropInput: present but ~1 GFLOP/s and without dilation;
+ * - UnsortedSegmentSum: missing (gradient of gather).
+ * Found by test/worker/backend/gradient-probe.test.ts, which differentiates every op the models use.
+ */
+export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
+  conv2DBackpropFilterConfig,
+  conv2DBackpropInputConfig,
+  unsortedSegmentSumConfig,
+];
+
+/** The stock configs we replaced, to put back in `unregisterWasmTrainingKernels`. */
+const replaced = new Map<string, tf.KernelConfig>();
+
+/** Registers the kernels above for 'wasm' (the registry is global, not per backend instance). Idempotent. */
+export function registerWasmTrainingKernels(): void {
+  for (const config of WASM_TRAINING_KERNELS) {
+    const current = tf.getKernel(config.kernelName, 'wasm');
+    if (current?.kernelFunc === config.kernelFunc) continue;
+    if (current) {
+      replaced.set(config.kernelName, current);
+      tf.unregisterKernel(config.kernelName, 'wasm');
+    }
+    tf.registerKernel(config);
+  }
+}
+
+/** Restores the stock wasm kernel set (for tests that probe what tfjs lacks on its own). */
+export function unregisterWasmTrainingKernels(): void {
+  for (const config of WASM_TRAINING_KERNELS) {
+    if (tf.getKernel(config.kernelName, 'wasm')?.kernelFunc !== config.kernelFunc) continue;
+    tf.unregisterKernel(config.kernelName, 'wasm');
+    const stock = replaced.get(config.kernelName);
+    if (stock) tf.registerKernel(stock);
+  }
+}
