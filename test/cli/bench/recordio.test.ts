@@ -1,8 +1,11 @@
+import fs from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import test from 'ava';
 import { main } from '../../../cli/main.js';
 import { noopLogger } from '../../../shared/logging.js';
+import { createStorage } from '../../../shared/storage/open-storage.js';
 import { DOG, DOG_REC } from '../../helpers/recordio-fixtures.js';
+import { startS3Server } from '../../helpers/s3-server.js';
 
 async function bench(args: string[]) {
   const out = new PassThrough();
@@ -50,4 +53,28 @@ test('bench recordio fails on a missing source and asks for exactly one SOURCE',
   const missing = await bench(['/nonexistent/x.rec']);
   t.is(missing.code, 1);
   t.regex(missing.stderr, /\/nonexistent\/x\.rec/);
+});
+
+test('bench recordio reads an s3:// source through --s3-endpoint, with no decoder-only figure', async (t) => {
+  const server = await startS3Server(t);
+  // The CLI uses the SDK's standard credential chain; this test process is the CLI's process.
+  Object.assign(process.env, {
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_REGION: 'us-east-1',
+  });
+  const storage = createStorage({ s3Endpoint: server.endpoint, s3Credentials: server.credentials });
+  t.teardown(() => storage.close());
+  const url = `s3://${server.bucket}/dog.rec`;
+  await storage.write(url, await fs.readFile(DOG_REC));
+  const { code, stdout, stderr } = await bench([url, '--json', '--s3-endpoint', server.endpoint]);
+  t.is(stderr, '');
+  t.is(code, 0);
+  t.like(JSON.parse(stdout), {
+    source: url,
+    records: 4,
+    bytes: DOG.sizeBytes,
+    decodeSeconds: null,
+    objects: 12,
+  });
 });
