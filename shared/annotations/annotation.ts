@@ -51,6 +51,11 @@ export interface SourcedAnnotation {
   annotation: Annotation;
 }
 
+/** An annotation with the URL of its image (resolved against the channel root or the manifest). */
+export interface AnnotatedImage extends SourcedAnnotation {
+  imageUrl: string;
+}
+
 /** How far (fraction of the image's width or height) a box may extend outside the image. */
 export const OUTSIDE_TOLERANCE = 0.05;
 
