@@ -24,6 +24,7 @@
  *     aborts all columns of this call; the call settles only after every column has stopped.
  *     A message that does not match the expected offset, length or dtype is a PROTOCOL error.
  */
+import { setMaxListeners } from 'node:events';
 import { ClusterError, ConfigError } from '../../shared/errors.js';
 import { addF16Into, copyF16Into, encodeF16 } from './fp16.js';
 import {
@@ -93,6 +94,8 @@ export async function ringAllReduce(buffer: Float32Array, options: RingAllReduce
   const stop = new AbortController();
   const deadline = AbortSignal.timeout(opts.timeoutMs);
   const signal = AbortSignal.any([options.signal, stop.signal, deadline]);
+  // Every column in flight waits on it several times (mailbox, send, backpressure).
+  setMaxListeners(0, signal);
   let firstError: unknown;
   const fail = (err: unknown) => {
     if (firstError === undefined) {
@@ -257,7 +260,11 @@ function apply(run: Run, msg: ChunkMsg, range: Range, isReduce: boolean): void {
   run.stats.bytesReceived += msg.bytes.byteLength;
 }
 
-/** A typed view over `bytes`, copying them first when their offset is not a multiple of `width`. */
+/**
+ * A typed view over `bytes`, copying them first when their offset is not a multiple of `width`
+ * (a protobuf `bytes` field is a view into the received message at any offset). The copy goes
+ * through the Uint8Array constructor: Buffer#slice would return another view, not a copy.
+ */
 function aligned<T>(bytes: Uint8Array, width: number, view: (b: Uint8Array) => T): T {
-  return view(bytes.byteOffset % width === 0 ? bytes : bytes.slice());
+  return view(bytes.byteOffset % width === 0 ? bytes : new Uint8Array(bytes));
 }

@@ -59,3 +59,10 @@ export async function settleWithin<T>(promises: Promise<T>[], ms: number, messag
     clearTimeout(timer);
   }
 }
+
+/** Index of the first element where `a` and `b` differ (NaN-safe), or -1; cheaper than deepEqual on big arrays. */
+export function firstMismatch(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Math.min(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
+  return -1;
+}

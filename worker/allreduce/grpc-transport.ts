@@ -1,0 +1,281 @@
+import type { Client } from '@grpc/grpc-js';
+import { type Deferred, deferred, raceAbort, sleep, withDeadline } from '../../shared/abort.js';
+import { ClusterError, errorMessage, isClusterError } from '../../shared/errors.js';
+import { type Logger, noopLogger } from '../../shared/logging.js';
+import { createRpcClient, openServerStream, type ServerStreamHandle } from '../../shared/rpc/client.js';
+import { methodOf } from '../../shared/rpc/proto.js';
+import {
+  type ChunkSink,
+  fromWireChunk,
+  type OpenRingRequest,
+  type PeerHandler,
+  type PingReply,
+  peerProto,
+  type WireChunk,
+} from '../peer-service.js';
+import { neighbours } from './schedule.js';
+import { type ChunkKey, type ChunkMsg, Mailbox, type RingTransport, staleError } from './transport.js';
+
+/**
+ * RingTransport over proto/peer.proto. Each rank is a gRPC server for its right neighbour and a
+ * client of its left one:
+ *  1. join(membership) moves to a new generation: the streams of the old one end, and the mailbox
+ *     rejects its waiters with STALE_GENERATION.
+ *  2. The rank opens OpenRing(generation, rank, layoutHash) to its left neighbour and waits for
+ *     the initial metadata (accepted). A left neighbour still in an older generation holds the
+ *     call until it joins the same one; one already in a newer generation answers
+ *     FAILED_PRECONDITION (STALE_GENERATION). A different layout hash is refused (PROTOCOL).
+ *  3. Concurrently it waits until its right neighbour has opened the same call on it; sendRight
+ *     writes chunks on that stream, so this rank's chunks arrive at the right neighbour as the
+ *     responses of a call the RECEIVER made (its large client flow-control window applies).
+ *  4. Every received chunk is checked (fields, generation) and put in the mailbox; a stream that
+ *     ends or fails inside its generation fails that generation's receives with PEER_LOST.
+ */
+export const DEFAULT_FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_RING_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
+
+export interface RingMembership {
+  generation: number;
+  rank: number;
+  size: number;
+  /** host:port of the left neighbour's peer server (unused when size is 1). */
+  leftAddress: string;
+  /** BucketPlan.hash agreed at join; neighbours must match. */
+  layoutHash: string;
+}
+
+export interface GrpcRingTransportOptions {
+  logger?: Logger;
+  flowControlWindowBytes?: number;
+  maxMessageBytes?: number;
+  /** Deadline for join() and for a neighbour to catch up with a generation. */
+  connectTimeoutMs?: number;
+}
+
+/** The outgoing stream of one generation. */
+interface Outbound {
+  generation: number;
+  sink: Deferred<ChunkSink>;
+  /** Resolved when the generation is over: the OpenRing handler returns and the stream ends. */
+  released: Deferred<void>;
+  attached: boolean;
+}
+
+export class GrpcRingTransport implements RingTransport, PeerHandler {
+  private membership: RingMembership | undefined;
+  private readonly mailbox = new Mailbox(0);
+  private outbound: Outbound | undefined;
+  private inbound: { generation: number; stream: ServerStreamHandle } | undefined;
+  private readonly clients = new Map<string, Client>();
+  private generationChanged = deferred<void>();
+  private closed = false;
+  private readonly logger: Logger;
+  private readonly opts: Required<Omit<GrpcRingTransportOptions, 'logger'>>;
+  bytesSent = 0;
+  bytesReceived = 0;
+
+  constructor(options: GrpcRingTransportOptions = {}) {
+    this.logger = options.logger ?? noopLogger;
+    this.opts = {
+      flowControlWindowBytes: options.flowControlWindowBytes ?? DEFAULT_FLOW_CONTROL_WINDOW_BYTES,
+      maxMessageBytes: options.maxMessageBytes ?? DEFAULT_RING_MAX_MESSAGE_BYTES,
+      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    };
+  }
+
+  /** Chunks of an older generation that arrived and were dropped. */
+  get staleRejected(): number {
+    return this.mailbox.staleRejected;
+  }
+
+  get generation(): number | undefined {
+    return this.membership?.generation;
+  }
+
+  /** Enters `m.generation` and resolves once both ring streams of this rank are open. */
+  async join(m: RingMembership, signal: AbortSignal): Promise<void> {
+    this.assertOpen();
+    const current = this.membership?.generation;
+    if (current !== undefined && m.generation <= current)
+      throw new ClusterError(
+        'STALE_GENERATION',
+        `cannot join generation ${m.generation}: already in ${current}`,
+      );
+    this.endGeneration(staleError(current ?? 0, m.generation));
+    this.membership = m;
+    this.mailbox.advance(m.generation);
+    this.outbound = { generation: m.generation, sink: deferred(), released: deferred(), attached: false };
+    this.outbound.sink.promise.catch(() => {});
+    this.generationChanged.resolve();
+    this.generationChanged = deferred();
+    if (m.size === 1) return;
+    const deadline = withDeadline(signal, this.opts.connectTimeoutMs);
+    try {
+      await Promise.all([this.openInbound(m, deadline), raceAbort(this.outbound.sink.promise, deadline)]);
+    } catch (err) {
+      throw this.explainJoin(m, deadline, signal, err);
+    }
+  }
+
+  async sendRight(msg: ChunkMsg, signal: AbortSignal): Promise<void> {
+    const out = this.outbound;
+    if (!out || msg.generation !== out.generation) throw staleError(msg.generation, out?.generation ?? 0);
+    const sink = await raceAbort(out.sink.promise, signal);
+    await sink.write(msg, signal);
+    this.bytesSent += msg.bytes.byteLength;
+  }
+
+  recvLeft(key: ChunkKey, signal: AbortSignal): Promise<ChunkMsg> {
+    return this.mailbox.take(key, signal);
+  }
+
+  ping(): PingReply {
+    const m = this.membership;
+    return {
+      generation: m?.generation ?? 0,
+      rank: m?.rank ?? 0,
+      size: m?.size ?? 0,
+      layoutHash: m?.layoutHash ?? '',
+    };
+  }
+
+  /** Peer.OpenRing: the right neighbour asks for this rank's chunks of `request.generation`. */
+  async openRing(request: OpenRingRequest, sink: ChunkSink, signal: AbortSignal): Promise<void> {
+    const out = await this.outboundFor(request, signal);
+    if (out.attached)
+      throw protocol(`rank ${request.fromRank} opened a second ring stream in one generation`);
+    out.attached = true;
+    sink.accept();
+    out.sink.resolve(sink);
+    // The stream lives until the generation ends, the transport closes or the receiver leaves.
+    // When the receiver leaves first, later writes reject through `sink.gone` (PEER_LOST).
+    await Promise.race([out.released.promise, sink.gone.catch(() => {}), abortedOf(signal)]);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.endGeneration(new ClusterError('ABORTED', 'the ring transport is closed'));
+    this.generationChanged.resolve();
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new ClusterError('ABORTED', 'the ring transport is closed');
+  }
+
+  /** Ends the streams of the current generation; their pending sends reject with `reason`. */
+  private endGeneration(reason: ClusterError): void {
+    const out = this.outbound;
+    if (out) {
+      out.sink.reject(reason);
+      out.released.resolve();
+    }
+    this.inbound?.stream.cancel(reason);
+    this.inbound = undefined;
+    if (this.membership) this.mailbox.fail(this.membership.generation, reason);
+  }
+
+  /** Waits (bounded) for this rank to reach the requested generation and checks who is asking. */
+  private async outboundFor(request: OpenRingRequest, signal: AbortSignal): Promise<Outbound> {
+    const deadline = withDeadline(signal, this.opts.connectTimeoutMs);
+    while (!this.closed && (this.membership?.generation ?? -1) < request.generation) {
+      await raceAbort(this.generationChanged.promise, deadline);
+    }
+    this.assertOpen();
+    const m = this.membership!;
+    if (request.generation < m.generation) throw staleError(request.generation, m.generation);
+    const right = neighbours(m.rank, m.size).right;
+    if (request.fromRank !== right || m.size === 1)
+      throw protocol(
+        `rank ${request.fromRank} is not the right neighbour of rank ${m.rank} (that is rank ${right})`,
+      );
+    if (request.layoutHash !== m.layoutHash)
+      throw protocol(
+        `layout hash ${request.layoutHash} of rank ${request.fromRank} differs from ${m.layoutHash}`,
+      );
+    return this.outbound!;
+  }
+
+  private client(address: string): Client {
+    let client = this.clients.get(address);
+    if (!client) {
+      client = createRpcClient(address, {
+        maxMessageBytes: this.opts.maxMessageBytes,
+        flowControlWindowBytes: this.opts.flowControlWindowBytes,
+      });
+      this.clients.set(address, client);
+    }
+    return client;
+  }
+
+  /** Opens the stream from the left neighbour, retrying while its server is not reachable yet. */
+  private async openInbound(m: RingMembership, signal: AbortSignal): Promise<void> {
+    const method = methodOf<OpenRingRequest, WireChunk>(peerProto().service, 'OpenRing');
+    const request: OpenRingRequest = { generation: m.generation, fromRank: m.rank, layoutHash: m.layoutHash };
+    const from = `left neighbour rank ${neighbours(m.rank, m.size).left} at ${m.leftAddress}`;
+    for (let attempt = 0; ; attempt++) {
+      const stream = openServerStream(this.client(m.leftAddress), method, request, (wire) =>
+        this.onChunk(m.generation, fromWireChunk(wire, from)),
+      );
+      try {
+        await raceAbort(stream.accepted, signal);
+      } catch (err) {
+        stream.cancel(err);
+        if (!isClusterError(err, 'PEER_LOST') || signal.aborted) throw err;
+        await sleep(Math.min(20 * 2 ** attempt, 500), signal);
+        continue;
+      }
+      if (this.membership?.generation !== m.generation) return stream.cancel();
+      this.inbound = { generation: m.generation, stream };
+      stream.done.then(
+        () => this.onInboundEnd(m.generation, `${from} ended the ring stream`),
+        (err) => this.onInboundEnd(m.generation, `${from} failed: ${errorMessage(err)}`, err),
+      );
+      return;
+    }
+  }
+
+  private onChunk(generation: number, msg: ChunkMsg): void {
+    if (msg.generation !== generation && msg.generation >= this.mailbox.generation)
+      throw protocol(
+        `a chunk of generation ${msg.generation} arrived on the stream of generation ${generation}`,
+      );
+    if (this.mailbox.deliver(msg) === 'accepted') this.bytesReceived += msg.bytes.byteLength;
+  }
+
+  private onInboundEnd(generation: number, message: string, cause?: unknown): void {
+    if (this.closed || this.membership?.generation !== generation) return;
+    this.logger.warn('ring stream from the left neighbour ended', { generation, error: message });
+    this.mailbox.fail(generation, new ClusterError('PEER_LOST', message, { cause }));
+  }
+
+  private explainJoin(m: RingMembership, deadline: AbortSignal, signal: AbortSignal, err: unknown): unknown {
+    // The caller's own abort passes through; only this call's deadline becomes a TIMEOUT.
+    if (signal.aborted || !deadline.aborted) return err;
+    const { left, right } = neighbours(m.rank, m.size);
+    return new ClusterError(
+      'TIMEOUT',
+      `rank ${m.rank} could not open the ring of generation ${m.generation} within ${this.opts.connectTimeoutMs} ms ` +
+        `(left neighbour rank ${left} at ${m.leftAddress}; right neighbour rank ${right} must connect to this rank)`,
+      { cause: err },
+    );
+  }
+}
+
+function protocol(message: string): ClusterError {
+  return new ClusterError('PROTOCOL', message);
+}
+
+function abortedOf(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}

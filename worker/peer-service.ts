@@ -1,0 +1,166 @@
+import { Metadata, type ServerWritableStream, type ServiceDefinition } from '@grpc/grpc-js';
+import type { PackageDefinition } from '@grpc/proto-loader';
+import { deferred, raceAbort } from '../shared/abort.js';
+import { ClusterError, errorMessage } from '../shared/errors.js';
+import { type Logger, noopLogger } from '../shared/logging.js';
+import { addHealthAndReflection, type HealthReporter } from '../shared/rpc/health.js';
+import { loadProto } from '../shared/rpc/proto.js';
+import { callSignal, failStream, RpcServer, unaryHandler } from '../shared/rpc/server.js';
+import type { ChunkDtype, ChunkMsg } from './allreduce/transport.js';
+
+/**
+ * The worker's peer endpoint (proto/peer.proto): decodes requests, hands them to a PeerHandler
+ * (the ring transport), encodes chunks and maps errors to statuses. No ring logic lives here.
+ */
+export const PEER_SERVICE_NAME = 'ssdcluster.peer.v1.Peer';
+
+export function peerProto(): { packageDefinition: PackageDefinition; service: ServiceDefinition } {
+  const proto = loadProto('peer.proto');
+  return { packageDefinition: proto.packageDefinition, service: proto.service(PEER_SERVICE_NAME) };
+}
+
+export interface PingRequest {
+  generation: number;
+}
+export interface PingReply {
+  generation: number;
+  rank: number;
+  size: number;
+  layoutHash: string;
+}
+export interface OpenRingRequest {
+  generation: number;
+  fromRank: number;
+  layoutHash: string;
+}
+type WireDtype = 'DTYPE_F32' | 'DTYPE_F16';
+/** A Chunk as proto-loader encodes and decodes it (see PROTO_LOADER_OPTIONS). */
+export interface WireChunk {
+  generation: number;
+  round: number;
+  step: number;
+  bucket: number;
+  chunk: number;
+  offset: number;
+  dtype: WireDtype;
+  data: Uint8Array;
+}
+
+const TO_WIRE: Record<ChunkDtype, WireDtype> = { f32: 'DTYPE_F32', f16: 'DTYPE_F16' };
+const FROM_WIRE: Record<string, ChunkDtype> = { DTYPE_F32: 'f32', DTYPE_F16: 'f16' };
+
+export function toWireChunk(msg: ChunkMsg): WireChunk {
+  const { generation, round, step, bucket, chunk, offset } = msg;
+  return { generation, round, step, bucket, chunk, offset, dtype: TO_WIRE[msg.dtype], data: msg.bytes };
+}
+
+/** Validates a decoded Chunk; anything malformed is a PROTOCOL error naming the field. */
+export function fromWireChunk(wire: WireChunk, from: string): ChunkMsg {
+  const dtype = FROM_WIRE[wire.dtype];
+  const bad = (field: string, value: unknown) =>
+    new ClusterError('PROTOCOL', `chunk from ${from}: ${field} ${String(value)} is not valid`);
+  if (!dtype) throw bad('dtype', wire.dtype);
+  for (const field of ['generation', 'round', 'step', 'bucket', 'chunk', 'offset'] as const) {
+    if (!Number.isSafeInteger(wire[field]) || wire[field] < 0) throw bad(field, wire[field]);
+  }
+  if (wire.data.byteLength % (dtype === 'f16' ? 2 : 4) !== 0)
+    throw bad(`${dtype} data length`, wire.data.byteLength);
+  const { generation, round, step, bucket, chunk, offset } = wire;
+  return { generation, round, step, bucket, chunk, offset, dtype, bytes: wire.data };
+}
+
+/** The sending end of one OpenRing stream, as the handler sees it. */
+export interface ChunkSink {
+  /** Sends the initial metadata: tells the receiver its stream is accepted. */
+  accept(): void;
+  /** Resolves when grpc-js has serialised and written the chunk (the bytes are free again). */
+  write(msg: ChunkMsg, signal: AbortSignal): Promise<void>;
+  /** Rejects with PEER_LOST when the receiver goes away. */
+  readonly gone: Promise<never>;
+}
+
+export interface PeerHandler {
+  ping(request: PingRequest): PingReply;
+  /** Serves one receiver; the stream ends (OK) when this resolves, with the error's status when it rejects. */
+  openRing(request: OpenRingRequest, sink: ChunkSink, signal: AbortSignal): Promise<void>;
+}
+
+function createSink(call: ServerWritableStream<OpenRingRequest, WireChunk>): ChunkSink {
+  const gone = deferred<never>();
+  gone.promise.catch(() => {});
+  const peer = call.getPeer();
+  call.once('cancelled', () =>
+    gone.reject(new ClusterError('PEER_LOST', `ring receiver ${peer} closed its stream`)),
+  );
+  return {
+    gone: gone.promise,
+    accept: () => call.sendMetadata(new Metadata()),
+    write(msg, signal) {
+      const written = new Promise<void>((resolve, reject) => {
+        call.write(toWireChunk(msg), (err: Error | null | undefined) =>
+          err
+            ? reject(new ClusterError('PEER_LOST', `writing to ${peer} failed`, { cause: err }))
+            : resolve(),
+        );
+      });
+      return raceAbort(Promise.race([written, gone.promise]), signal);
+    },
+  };
+}
+
+export function peerServiceImplementation(handler: PeerHandler, logger: Logger = noopLogger) {
+  return {
+    Ping: unaryHandler<PingRequest, PingReply>((request) => handler.ping(request), logger),
+    OpenRing(call: ServerWritableStream<OpenRingRequest, WireChunk>) {
+      const signal = callSignal(call);
+      handler.openRing(call.request, createSink(call), signal).then(
+        () => {
+          if (!call.cancelled) call.end();
+        },
+        (err: unknown) => {
+          logger.debug('ring stream refused or failed', { peer: call.getPeer(), error: errorMessage(err) });
+          failStream(call, err, logger);
+        },
+      );
+    },
+  };
+}
+
+export interface PeerServer {
+  readonly port: number;
+  readonly health: HealthReporter;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Starts a gRPC server on `address` serving Peer, grpc.health.v1 and reflection. Ring chunks stay
+ * below `maxMessageBytes` (set on both ends; the ring caps chunks at 16 MiB).
+ */
+export async function startPeerServer(options: {
+  handler: PeerHandler;
+  address: string;
+  logger?: Logger;
+  maxMessageBytes?: number;
+}): Promise<PeerServer> {
+  const logger = options.logger ?? noopLogger;
+  const server = new RpcServer({ logger, maxMessageBytes: options.maxMessageBytes });
+  const { packageDefinition, service } = peerProto();
+  server.addService(service, peerServiceImplementation(options.handler, logger));
+  const health = addHealthAndReflection(server, {
+    packageDefinitions: [packageDefinition],
+    services: [PEER_SERVICE_NAME],
+  });
+  try {
+    await server.listen(options.address);
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  const close = async () => {
+    health.setServing('', false);
+    health.setServing(PEER_SERVICE_NAME, false);
+    await server.close();
+  };
+  return { port: server.port, health, close, [Symbol.asyncDispose]: close };
+}
