@@ -158,7 +158,7 @@ test('matchAnchors rejects ground truth whose boxes and classes disagree in leng
   t.throws(() => matchAnchors(new Float32Array(4), gt, 0.5), { message: /8 box values for 1 classes/ });
 });
 
-test('computeTargets for 8732 anchors and 20 objects takes a few milliseconds', (t) => {
+test('computeTargets matches 8732 anchors to 20 objects within a loose time budget', (t) => {
   const anchors = generateAnchors(anchorConfig('vgg-16', 300));
   const anchorsCorner = centerToCorner(anchors);
   const rng = createRng(3, RNG_STREAM.test, 99);
@@ -181,6 +181,7 @@ test('computeTargets for 8732 anchors and 20 objects takes a few milliseconds', 
   times.sort((a, b) => a - b);
   t.log(`median ${times[3]!.toFixed(2)} ms, ${positives} positives`);
   t.true(positives >= 20);
-  // Generous bound for a shared 2-core machine; the median measured is reported in the log.
-  t.true(times[3]! < 50, `median ${times[3]} ms`);
+  // About 1 ms on an idle core; the bound is loose because the 2 cores are shared by many test processes
+  // (20 ms was seen at load average 17). The log line carries the measured median.
+  t.true(times[3]! < 200, `median ${times[3]} ms`);
 });
