@@ -8,7 +8,6 @@ import {
   countAnchors,
   generateAnchors,
 } from './anchors.js';
-import { ensureGradientsRegistered } from './backbones/gradients.js';
 import {
   createShapeOps,
   type FeatureShape,
@@ -32,6 +31,9 @@ import { initialValues } from './init.js';
  * Parameters are named tf.Variables (`conv1_1/kernel`) in one fixed order, so data-parallel training
  * can pack gradients by name. Normalisation never depends on the batch (frozen BatchNorm, GroupNorm,
  * L2Norm), so `training` changes nothing in apply() and N workers compute what one process computes.
+ *
+ * Training needs the gradients that worker/backend registers (initBackend or registerTrainingGradients:
+ * tfjs-core's Node build has none, and its Conv2D gradient refuses the dilated fc6).
  */
 export interface SsdModelConfig {
   baseNetwork: BaseNetwork;
@@ -213,7 +215,6 @@ let modelSequence = 0;
 
 export function createSsdModel(config: SsdModelConfig, anchors?: AnchorConfig): SsdModel {
   checkConfig(config, true);
-  ensureGradientsRegistered();
   const description = describeSsd(config, anchors);
   const tag = `ssd${++modelSequence}`;
   const variables = new Map<string, tf.Variable>();

@@ -3,10 +3,12 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import test from 'ava';
 import { createRng, RNG_STREAM } from '../../../shared/random.js';
+import { registerTrainingGradients } from '../../../worker/backend/backend.js';
 import { anchorConfig, anchorsPerCell, type BaseNetwork } from '../../../worker/model/anchors.js';
 import { createSsdModel, describeSsd, type SsdModel, trainableNames } from '../../../worker/model/ssd.js';
 
 test.before(async () => {
+  await registerTrainingGradients();
   await tf.setBackend('cpu');
 });
 

@@ -26,7 +26,8 @@ export function createTensorOps(variables: ReadonlyMap<string, tf.Variable>): Ne
       const bias = spec.bias === false ? undefined : param(name, 'bias');
       const { stride = 1, pad = 'valid', dilation = 1 } = spec;
       if (dilation > 1) {
-        let y = dilatedConv2d(x, kernel, pad as number, dilation);
+        // Unfused: tfjs's fused conv refuses dilated gradients; the Conv2D gradient from worker/backend takes them.
+        let y = tf.conv2d(x, kernel, stride, pad, 'NHWC', dilation);
         if (bias) y = tf.add(y, bias);
         return spec.relu ? tf.relu(y) : y;
       }
@@ -56,8 +57,11 @@ export function createTensorOps(variables: ReadonlyMap<string, tf.Variable>): Ne
       // Statistics per sample and group only: the result never depends on the rest of the batch.
       const grouped = tf.reshape(x, [batch, h * w, groups, c / groups]);
       const { mean, variance } = tf.moments(grouped, [1, 3], true);
-      const normed = tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, GROUP_NORM_EPSILON)));
-      return tf.add(tf.mul(tf.reshape(normed, x.shape), param(name, 'gamma')), param(name, 'beta'));
+      // (x - mean) * rstd * gamma + beta, folded into x * scale + shift ([B, 1, G, C/G]): two full-size ops.
+      const perGroup = (role: ParamRole) => tf.reshape(param(name, role), [1, 1, groups, c / groups]);
+      const scale = tf.mul(tf.rsqrt(tf.add(variance, GROUP_NORM_EPSILON)), perGroup('gamma'));
+      const shift = tf.sub(perGroup('beta'), tf.mul(mean, scale));
+      return tf.reshape(tf.add(tf.mul(grouped, scale), shift), x.shape);
     },
     l2Norm(name, x) {
       // MXNet L2Normalization(mode='channel'): x / sqrt(sum_c x^2 + eps), then the learned scale.
@@ -66,51 +70,4 @@ export function createTensorOps(variables: ReadonlyMap<string, tf.Variable>): Ne
     },
     add: (a, b) => tf.add(a, b),
   };
-}
-
-/**
- * tf.conv2d with dilation > 1 (VGG's atrous fc6), with the gradient that tfjs-core refuses ("dilation
- * rates greater than 1 are not yet supported in gradients"). For stride 1, symmetric pad p, kernel k,
- * rate d:
- *   y[o]  = sum_t W[t] x[o + d t - p]
- *   dx    = conv2d(dy, W flipped in space with in/out swapped, pad d (k - 1) - p, rate d)
- *   dW[t] = sum_o xpad[o + d t] dy[o]
- *         = conv2d(xpad as [in, H, W, batch], dy as a [h, w, batch, out] filter, stride d, valid)
- * Both are plain forward convolutions, so every backend runs them with its fast conv kernel.
- */
-export function dilatedConv2d(
-  x: tf.Tensor4D,
-  kernel: tf.Tensor4D,
-  pad: number,
-  dilation: number,
-): tf.Tensor4D {
-  const k = kernel.shape[0];
-  if (pad > dilation * (k - 1)) {
-    throw new ClusterError('MODEL', `dilated conv: pad ${pad} exceeds the dilated kernel extent`);
-  }
-  const forward = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [input, filter, save] = args as [tf.Tensor4D, tf.Tensor4D, tf.GradSaveFunc];
-    save([input, filter]);
-    const value = tf.conv2d(input, filter, 1, pad, 'NHWC', dilation);
-    const gradFunc = (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
-      const [xs, w] = saved as [tf.Tensor4D, tf.Tensor4D];
-      const flipped = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]);
-      const dx = tf.conv2d(dy, flipped, 1, dilation * (k - 1) - pad, 'NHWC', dilation);
-      const padded = tf.pad(xs, [
-        [0, 0],
-        [pad, pad],
-        [pad, pad],
-        [0, 0],
-      ]);
-      const dwT = tf.conv2d(
-        tf.transpose(padded, [3, 1, 2, 0]),
-        tf.transpose(dy, [1, 2, 0, 3]),
-        dilation,
-        'valid',
-      );
-      return [dx, tf.transpose(dwT, [1, 2, 0, 3])];
-    };
-    return { value, gradFunc };
-  });
-  return forward(x, kernel) as tf.Tensor4D;
 }
