@@ -11,8 +11,7 @@ import { encodeImageRecord } from '../../shared/recordio/image-record.js';
 import { encodeRecord } from '../../shared/recordio/record.js';
 import { openRecordIOWriter } from '../../shared/recordio/writer.js';
 import { createStorage } from '../../shared/storage/open-storage.js';
-import { DOG, DOG_IDX, DOG_REC, dogListLabels, tempDir } from '../helpers/recordio-fixtures.js';
-import { startS3Server } from '../helpers/s3-server.js';
+import { DOG, DOG_REC, dogListLabels, dogOnS3, tempDir } from '../helpers/recordio-fixtures.js';
 
 function capture() {
   const stream = new PassThrough();
@@ -153,22 +152,8 @@ test('inspect reports usage errors with exit code 2 and a missing file with exit
 });
 
 test('inspect reads an s3:// source through --s3-endpoint', async (t) => {
-  const server = await startS3Server(t);
-  // The CLI uses the SDK's standard credential chain; this test process is the CLI's process.
-  Object.assign(process.env, {
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_REGION: 'us-east-1',
-  });
-  const storage = createStorage({ s3Endpoint: server.endpoint, s3Credentials: server.credentials });
-  t.teardown(() => storage.close());
-  await storage.write(`s3://${server.bucket}/dog.rec`, await fs.readFile(DOG_REC));
-  await storage.write(`s3://${server.bucket}/dog.idx`, await fs.readFile(DOG_IDX));
-  const { code, lines, stderr } = await inspect([
-    `s3://${server.bucket}/dog.rec`,
-    '--s3-endpoint',
-    server.endpoint,
-  ]);
+  const { endpoint, url } = await dogOnS3(t);
+  const { code, lines, stderr } = await inspect([url, '--s3-endpoint', endpoint]);
   t.is(stderr, '');
   t.is(code, 0);
   t.deepEqual(lines, await expectedDogLines(true));

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRng, RNG_STREAM } from '../../shared/random.js';
 import { encodeRecord, MAGIC_BYTES } from '../../shared/recordio/record.js';
+import { createStorage } from '../../shared/storage/open-storage.js';
+import { startS3Server } from './s3-server.js';
 
 /**
  * Fixtures for RecordIO tests: the real im2rec file from shared/testdata (see its ORIGIN.md) and
@@ -97,4 +99,23 @@ export function cutAt(bytes: Buffer, cuts: number[]): Buffer[] {
     from = c;
   }
   return chunks;
+}
+
+/**
+ * The dog .rec and .idx uploaded to a fresh s3rver, for CLI tests that pass `--s3-endpoint`. The CLI
+ * uses the SDK's standard credential chain, so this sets s3rver's keys in this test process's env.
+ */
+export async function dogOnS3(t: { teardown(fn: () => Promise<void>): void }) {
+  const server = await startS3Server(t);
+  const { AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION } = server.env;
+  Object.assign(process.env, { AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION });
+  const storage = createStorage({ s3Endpoint: server.endpoint, s3Credentials: server.credentials });
+  try {
+    const url = `s3://${server.bucket}/dog.rec`;
+    await storage.write(url, await fs.readFile(DOG_REC));
+    await storage.write(`s3://${server.bucket}/dog.idx`, await fs.readFile(DOG_IDX));
+    return { endpoint: server.endpoint, url };
+  } finally {
+    await storage.close();
+  }
 }

@@ -1,11 +1,8 @@
-import fs from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import test from 'ava';
 import { main } from '../../../cli/main.js';
 import { noopLogger } from '../../../shared/logging.js';
-import { createStorage } from '../../../shared/storage/open-storage.js';
-import { DOG, DOG_REC } from '../../helpers/recordio-fixtures.js';
-import { startS3Server } from '../../helpers/s3-server.js';
+import { DOG, DOG_REC, dogOnS3 } from '../../helpers/recordio-fixtures.js';
 
 async function bench(args: string[]) {
   const out = new PassThrough();
@@ -56,18 +53,8 @@ test('bench recordio fails on a missing source and asks for exactly one SOURCE',
 });
 
 test('bench recordio reads an s3:// source through --s3-endpoint, with no decoder-only figure', async (t) => {
-  const server = await startS3Server(t);
-  // The CLI uses the SDK's standard credential chain; this test process is the CLI's process.
-  Object.assign(process.env, {
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_REGION: 'us-east-1',
-  });
-  const storage = createStorage({ s3Endpoint: server.endpoint, s3Credentials: server.credentials });
-  t.teardown(() => storage.close());
-  const url = `s3://${server.bucket}/dog.rec`;
-  await storage.write(url, await fs.readFile(DOG_REC));
-  const { code, stdout, stderr } = await bench([url, '--json', '--s3-endpoint', server.endpoint]);
+  const { endpoint, url } = await dogOnS3(t);
+  const { code, stdout, stderr } = await bench([url, '--json', '--s3-endpoint', endpoint]);
   t.is(stderr, '');
   t.is(code, 0);
   t.like(JSON.parse(stdout), {
