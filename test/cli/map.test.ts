@@ -17,14 +17,14 @@ function capture() {
   return { stream, text: () => text };
 }
 
-async function runMap(args: string[]) {
+async function runMap(args: string[], env: NodeJS.ProcessEnv = {}) {
   const out = capture();
   const err = capture();
   const code = await main(['map', ...args], {
     stdout: out.stream,
     stderr: err.stream,
     logger: noopLogger,
-    env: {},
+    env,
   });
   return { code, stdout: out.text(), stderr: err.text() };
 }
@@ -194,24 +194,20 @@ test('map rejects bad flags with exit code 2 naming the flag', async (t) => {
 
 test('map reads s3:// inputs through --s3-endpoint', async (t) => {
   const server = await startS3Server(t);
-  // The CLI uses the SDK's standard credential chain; this test process is the CLI's process.
-  Object.assign(process.env, {
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_REGION: 'us-east-1',
-  });
   const storage = createStorage({ s3Endpoint: server.endpoint, s3Credentials: server.credentials });
   t.teardown(() => storage.close());
   await storage.write(`s3://${server.bucket}/eval/gt.json`, Buffer.from(JSON.stringify(truth)));
   await storage.write(`s3://${server.bucket}/eval/dets.json`, Buffer.from(JSON.stringify(detections)));
-  const { code, stdout, stderr } = await runMap([
-    '--ground-truth',
-    `s3://${server.bucket}/eval/gt.json`,
-    '--detections',
-    `s3://${server.bucket}/eval/dets.json`,
-    '--s3-endpoint',
-    server.endpoint,
-  ]);
+  // Keys reach the CLI through its env (AWS_* variables, as in a shell); the endpoint through the flag.
+  const { AWS_ENDPOINT_URL_S3: _endpoint, ...keys } = server.env;
+  const { code, stdout, stderr } = await runMap(
+    [
+      ...['--ground-truth', `s3://${server.bucket}/eval/gt.json`],
+      ...['--detections', `s3://${server.bucket}/eval/dets.json`],
+      ...['--s3-endpoint', server.endpoint],
+    ],
+    keys,
+  );
   t.is(stderr, '');
   t.is(code, 0);
   close(t, JSON.parse(stdout).mAP, (3 / 11 + 28 / 33) / 2);

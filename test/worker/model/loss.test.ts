@@ -1,16 +1,13 @@
-import { createRequire } from 'node:module';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import test from 'ava';
 import { createRng, RNG_STREAM } from '../../../shared/random.js';
+import { registerTrainingGradients } from '../../../worker/backend/backend.js';
 import { multiboxLoss, selectHardNegatives } from '../../../worker/model/loss.js';
 
 test.before(async () => {
-  // tfjs-core's Node bundle has no gradient functions; the ES-module tree that registers them loads through
-  // tsx's CommonJS hook (AVA runs with --import tsx). The worker's backend setup does the same for training.
-  if (tf.getGradient('Add') === undefined) {
-    createRequire(import.meta.url)('@tensorflow/tfjs-core/dist/register_all_gradients');
-  }
+  // tfjs-core's Node bundle has no gradient functions; training registers them the same way.
+  await registerTrainingGradients();
   await tf.setBackend('cpu');
   await tf.ready();
 });
