@@ -75,9 +75,10 @@ function fillBackground({ size, rgb }: Canvas, bg: Background): void {
   for (let y = 0, p = 0; y < size; y++) {
     for (let x = 0; x < size; x++, p += 3) {
       const t = base + ax * x + ay * y;
-      rgb[p] = clampByte(r0 + dr * t);
-      rgb[p + 1] = clampByte(g0 + dg * t);
-      rgb[p + 2] = clampByte(b0 + db * t);
+      // t is in [0, 1] at pixel centres, so these stay within the two (valid) colours: no clamp.
+      rgb[p] = r0 + dr * t + 0.5;
+      rgb[p + 1] = g0 + dg * t + 0.5;
+      rgb[p + 2] = b0 + db * t + 0.5;
     }
   }
 }
@@ -178,32 +179,36 @@ function addNoise({ rgb }: Canvas, amplitude: number, rng: Rng): void {
   }
 }
 
+/** How many pixels of the owner mask inside `box` show object `ownerId`, and their tight bounds. */
+function visiblePixels({ size, owner }: Canvas, box: PixelBox, ownerId: number) {
+  const { x0, x1, y0, y1 } = pixelSpan(box, size);
+  const bounds = { count: 0, x0: size, y0: size, x1: -1, y1: -1 };
+  for (let y = y0; y < y1; y++) {
+    for (let x = x0, p = y * size + x0; x < x1; x++, p++) {
+      if (owner[p] !== ownerId) continue;
+      bounds.count++;
+      if (x < bounds.x0) bounds.x0 = x;
+      if (x > bounds.x1) bounds.x1 = x;
+      if (y < bounds.y0) bounds.y0 = y;
+      if (y > bounds.y1) bounds.y1 = y;
+    }
+  }
+  return bounds;
+}
+
 /** Visible pixel counts and tight boxes from the owner mask, turned into labels. */
 function labelVisibleObjects(
-  { size, owner }: Canvas,
+  canvas: Canvas,
   objects: readonly SceneObject[],
   drawnPixels: readonly number[],
 ): RenderedObject[] {
-  const n = objects.length;
-  const visible = new Array<number>(n).fill(0);
-  const bounds = objects.map(() => ({ x0: size, y0: size, x1: -1, y1: -1 }));
-  for (let y = 0, p = 0; y < size; y++) {
-    for (let x = 0; x < size; x++, p++) {
-      const id = owner[p]!;
-      if (id === 0) continue;
-      const b = bounds[id - 1]!;
-      visible[id - 1]!++;
-      if (x < b.x0) b.x0 = x;
-      if (x > b.x1) b.x1 = x;
-      if (y < b.y0) b.y0 = y;
-      if (y > b.y1) b.y1 = y;
-    }
-  }
   const out: RenderedObject[] = [];
+  const size = canvas.size;
   objects.forEach((o, i) => {
-    const visibleFraction = drawnPixels[i]! > 0 ? visible[i]! / drawnPixels[i]! : 0;
+    // An object's pixels all lie inside its own box, so only that box needs scanning.
+    const b = visiblePixels(canvas, o.box, i + 1);
+    const visibleFraction = drawnPixels[i]! > 0 ? b.count / drawnPixels[i]! : 0;
     if (visibleFraction < DROPPED_VISIBLE_FRACTION) return;
-    const b = bounds[i]!;
     out.push({
       classId: o.classId,
       xmin: b.x0 / size,
