@@ -78,6 +78,10 @@ export interface SsdModel {
   readonly anchors: Float32Array;
   readonly numAnchors: number;
   readonly featureMaps: [number, number, number][];
+  /**
+   * Every parameter by plain name, in the fixed order. The engine-wide tf.Variable.name is
+   * `ssd<k>/<plain name>` (unique per model in the process); tf.variableGrads keys its result by that.
+   */
   readonly variables: ReadonlyMap<string, tf.Variable>;
   readonly layerNames: readonly string[];
   readonly params: readonly SsdParamSpec[];
@@ -213,19 +217,53 @@ export function trainableNames(params: readonly ParamSpec[], freezeLayerPattern?
 
 let modelSequence = 0;
 
-export function createSsdModel(config: SsdModelConfig, anchors?: AnchorConfig): SsdModel {
-  checkConfig(config, true);
-  const description = describeSsd(config, anchors);
+/** One tf.Variable per parameter, initialised from the seed (init.ts), in description order. */
+function createVariables(description: SsdDescription, seed: number): Map<string, tf.Variable> {
+  // Engine-wide variable names must be unique, so two models can coexist; the map keys are the plain names.
   const tag = `ssd${++modelSequence}`;
   const variables = new Map<string, tf.Variable>();
   description.params.forEach((spec, index) => {
-    const initial = tf.tensor(initialValues(spec, config.seed, index), spec.shape, 'float32');
-    // Engine-wide variable names must be unique, so two models can coexist; the map keys are the plain names.
+    const initial = tf.tensor(initialValues(spec, seed, index), spec.shape, 'float32');
     variables.set(spec.name, tf.variable(initial, spec.trainable, `${tag}/${spec.name}`));
     initial.dispose();
   });
-  const numClasses = config.numClasses;
-  const { imageShape } = config;
+  return variables;
+}
+
+/** The forward pass: heads reshaped to [B, H*W*k, depth] and concatenated in anchor order. */
+function forward(
+  variables: ReadonlyMap<string, tf.Variable>,
+  description: SsdDescription,
+  images: tf.Tensor4D,
+): SsdOutputs {
+  const { imageShape, numClasses } = description.config;
+  const [batch, h, w, c] = images.shape;
+  if (h !== imageShape || w !== imageShape || c !== 3) {
+    throw new ClusterError(
+      'MODEL',
+      `images must be [B, ${imageShape}, ${imageShape}, 3], got [${images.shape}]`,
+    );
+  }
+  return tf.tidy(() => {
+    const heads = runSsd(createTensorOps(variables), images, numClasses, description.anchorConfig);
+    const flat = (t: tf.Tensor4D, depth: number) => tf.reshape(t, [batch, -1, depth]);
+    return {
+      clsLogits: tf.concat(
+        heads.map((o) => flat(o.conf, numClasses + 1)),
+        1,
+      ) as tf.Tensor3D,
+      locPred: tf.concat(
+        heads.map((o) => flat(o.loc, 4)),
+        1,
+      ) as tf.Tensor3D,
+    };
+  });
+}
+
+export function createSsdModel(config: SsdModelConfig, anchors?: AnchorConfig): SsdModel {
+  checkConfig(config, true);
+  const description = describeSsd(config, anchors);
+  const variables = createVariables(description, config.seed);
   let disposed = false;
   return {
     config: { ...config },
@@ -239,27 +277,7 @@ export function createSsdModel(config: SsdModelConfig, anchors?: AnchorConfig): 
     trainableNames: (freezeLayerPattern) => trainableNames(description.params, freezeLayerPattern),
     apply(images) {
       if (disposed) throw new ClusterError('MODEL', 'apply() on a disposed SSD model');
-      const [batch, h, w, c] = images.shape;
-      if (h !== imageShape || w !== imageShape || c !== 3) {
-        throw new ClusterError(
-          'MODEL',
-          `images must be [B, ${imageShape}, ${imageShape}, 3], got [${images.shape}]`,
-        );
-      }
-      return tf.tidy(() => {
-        const heads = runSsd(createTensorOps(variables), images, numClasses, description.anchorConfig);
-        const flat = (t: tf.Tensor4D, depth: number) => tf.reshape(t, [batch, -1, depth]);
-        return {
-          clsLogits: tf.concat(
-            heads.map((o) => flat(o.conf, numClasses + 1)),
-            1,
-          ) as tf.Tensor3D,
-          locPred: tf.concat(
-            heads.map((o) => flat(o.loc, 4)),
-            1,
-          ) as tf.Tensor3D,
-        };
-      });
+      return forward(variables, description, images);
     },
     parameterCount: () => description.parameterCount,
     dispose() {
