@@ -1,33 +1,13 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import test from 'ava';
-import { main } from '../../cli/main.js';
-import { noopLogger } from '../../shared/logging.js';
 import { createStorage } from '../../shared/storage/open-storage.js';
 import { tempDir } from '../helpers/recordio-fixtures.js';
+import { runCli } from '../helpers/run-cli.js';
 import { startS3Server } from '../helpers/s3-server.js';
 
-function capture() {
-  const stream = new PassThrough();
-  let text = '';
-  stream.on('data', (c: Buffer) => {
-    text += c.toString();
-  });
-  return { stream, text: () => text };
-}
-
-async function runMap(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const out = capture();
-  const err = capture();
-  const code = await main(['map', ...args], {
-    stdout: out.stream,
-    stderr: err.stream,
-    logger: noopLogger,
-    env,
-  });
-  return { code, stdout: out.text(), stderr: err.text() };
-}
+/** `ssd-cluster map ARGS`, in this process. */
+const runMap = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(['map', ...args], { env });
 
 /**
  * Class 0: 10 objects, detections TP, TP, TP, FP, FP -> VOC07 3/11, area 0.3.
