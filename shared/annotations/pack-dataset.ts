@@ -17,6 +17,7 @@ import { encodeDetectionLabel } from '../recordio/detection-label.js';
 import { encodeImageRecord } from '../recordio/image-record.js';
 import { openRecordIOWriter } from '../recordio/writer.js';
 import type { Storage } from '../storage/storage.js';
+import { basenameUrl } from '../storage/url.js';
 import { produceInOrder } from '../synth/in-order.js';
 import { type AnnotatedImage, parseAnnotationFile } from './annotation.js';
 import { type ClassSet, compileClassSet, toNormalizedObjects } from './convert.js';
@@ -142,6 +143,10 @@ async function readDirectoryItems(
       const { imageUrl, annotationUrl } = pairs[i]!;
       const text = (await storage.read(annotationUrl, { signal })).toString('utf8');
       const annotation = parseAnnotationFile(text, annotationUrl);
+      if (basenameUrl(annotation.file) !== basenameUrl(imageUrl)) {
+        const problem = `names ${JSON.stringify(annotation.file)}, but its image is ${imageUrl}`;
+        throw new AnnotationError(annotationUrl, 'file', problem);
+      }
       items[i] = { source: annotationUrl, annotation, imageUrl };
     }
   };

@@ -271,6 +271,12 @@ test(
   /c-field\.json: image_size: says 65x64 but the image .*c-field\.jpg is 64x64/,
 );
 test(
+  'a file field naming another image',
+  rejects,
+  (d) => editJson(d.annotations, 'b-street', (j) => (j.file = 'photos/a-park.jpg')),
+  /b-street\.json: file: names "photos\/a-park\.jpg", but its image is .*b-street\.png/,
+);
+test(
   'invalid JSON',
   rejects,
   (d) => fs.writeFile(path.join(d.annotations, 'a-park.json'), '{"file": "a-park.jpg",'),
