@@ -105,7 +105,12 @@ export class VocMapAccumulator {
   readonly #options: Required<VocMapOptions>;
 
   constructor(options: VocMapOptions = {}) {
-    this.#options = { metric: 'voc07', iouThreshold: 0.5, pixelOffset: 1, ...options };
+    // Field by field, so an explicit `undefined` means the default too.
+    this.#options = {
+      metric: options.metric ?? 'voc07',
+      iouThreshold: options.iouThreshold ?? 0.5,
+      pixelOffset: options.pixelOffset ?? 1,
+    };
   }
 
   #image(imageId: ImageId): ImageRecord {

@@ -43,6 +43,19 @@ export const DEFAULT_DETECT_OPTIONS: Required<DetectOptions> = {
   variances: DEFAULT_VARIANCES,
 };
 
+/** Field by field, so an explicit `undefined` means the default too. */
+function withDefaults(options: DetectOptions): Required<DetectOptions> {
+  const d = DEFAULT_DETECT_OPTIONS;
+  return {
+    nmsThreshold: options.nmsThreshold ?? d.nmsThreshold,
+    scoreThreshold: options.scoreThreshold ?? d.scoreThreshold,
+    topK: options.topK ?? d.topK,
+    keepTopK: options.keepTopK ?? d.keepTopK,
+    candidates: options.candidates ?? d.candidates,
+    variances: options.variances ?? d.variances,
+  };
+}
+
 interface Candidates {
   anchor: Int32Array;
   /** 1-based class (0 is background). */
@@ -122,7 +135,7 @@ export function detectObjects(
   locPred: Float32Array,
   options: DetectOptions = {},
 ): DetectionRow[] {
-  const o = { ...DEFAULT_DETECT_OPTIONS, ...options };
+  const o = withDefaults(options);
   const width = checkShapes(anchors, clsProb, locPred);
   const cand =
     o.candidates === 'best-class'

@@ -69,6 +69,14 @@ test('an IoU of exactly 0.5 is a match with the +1 pixel convention, and not wit
   t.is(computeVocMap(truth, dets, { pixelOffset: 0 }).map, 0);
 });
 
+test('options given as undefined fall back to the defaults', (t) => {
+  const truth = [gt('a', [0, 0, 9, 9])];
+  const dets = [det('a', 0.9, [0, 0, 9, 4])];
+  const options = { metric: undefined, iouThreshold: undefined, pixelOffset: undefined };
+  t.deepEqual(computeVocMap(truth, dets, options), computeVocMap(truth, dets));
+  t.is(computeVocMap(truth, dets, options).map, 1);
+});
+
 test('a detection whose best box is already used is a false positive even if another free box overlaps', (t) => {
   const truth = [gt('a', [0, 0, 10, 10]), gt('a', [0, 0, 10, 8])];
   const dets = [det('a', 0.9, [0, 0, 10, 10]), det('a', 0.8, [0, 0, 10, 9.5])];

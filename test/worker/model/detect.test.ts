@@ -133,6 +133,25 @@ test('detectObjects recovers ground-truth boxes from their own encoded targets',
   }
 });
 
+test('detectObjects treats options given as undefined as the defaults', (t) => {
+  const spread = [0.1, 0.3, 0.5].map((x) => [x, 0.5, 0.1, 0.1]);
+  const s = scene(
+    spread,
+    spread.map(() => [0.4, 0.6]),
+  );
+  const undefinedOptions = {
+    nmsThreshold: undefined,
+    scoreThreshold: undefined,
+    topK: undefined,
+    keepTopK: undefined,
+  };
+  t.deepEqual(
+    detectObjects(s.anchors, s.clsProb, s.locPred, undefinedOptions),
+    detectObjects(s.anchors, s.clsProb, s.locPred),
+  );
+  t.is(detectObjects(s.anchors, s.clsProb, s.locPred, undefinedOptions).length, 3);
+});
+
 test('detectObjects rejects probabilities and offsets that do not fit the anchors', (t) => {
   const anchors = new Float32Array(8);
   const err = t.throws(() => detectObjects(anchors, new Float32Array(5), new Float32Array(8)));
