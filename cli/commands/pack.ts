@@ -30,11 +30,11 @@ Output and options:
   --log-level LEVEL       debug, info, warn, error or silent (default info)
 
 Record keys are 0..n-1 in sorted image-name order (or manifest line order). Every annotation is
-checked before anything is written: a "file" with the image's file name, image_size with depth 3, integer class_id >= 0, numeric boxes
-with positive size, inside the image (boxes overshooting by up to ${OUTSIDE_TOLERANCE * 100}% of the image are clipped),
-class ids consecutive from 0 across the set, at least one box per image, and the image's real size
-equal to image_size. Errors name the file and field. Outputs are written under temporary names and
-renamed at the end, so a failure leaves no output behind.
+checked before anything is written: a "file" with the image's file name, image_size with depth 3,
+integer class_id >= 0, numeric boxes with positive size inside the image (boxes overshooting by up
+to ${OUTSIDE_TOLERANCE * 100}% of the image are clipped), class ids consecutive from 0 across the set, at least one
+box per image, and the image's real size equal to image_size. Errors name the file and field.
+Outputs are written under temporary names and renamed at the end, so a failure leaves no output.
 
 Prints one JSON line at the end: {"out", "rec", "idx", "classes", "records", "classCount", "seconds"}.
 `;
