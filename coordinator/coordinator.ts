@@ -1,0 +1,328 @@
+import { randomUUID } from 'node:crypto';
+import { deferred, raceAbort } from '../shared/abort.js';
+import { type Clock, systemClock } from '../shared/clock.js';
+import type { Hyperparameters } from '../shared/config/hyperparameters.js';
+import { ClusterError } from '../shared/errors.js';
+import { VocMapAccumulator } from '../shared/eval/voc-map.js';
+import { type Logger, noopLogger } from '../shared/logging.js';
+import * as job from './job/job.js';
+import * as ms from './membership/membership.js';
+import {
+  type AssignmentMsg,
+  type AssignmentRequestMsg,
+  type DoneReportMsg,
+  type EpochDecisionMsg,
+  type EpochReportMsg,
+  type HeartbeatRequestMsg,
+  type HeartbeatResponseMsg,
+  type JobSpecMsg,
+  type JoinRequestMsg,
+  type JoinResponseMsg,
+  type LeaveRequestMsg,
+  type StepAckMsg,
+  type StepReportMsg,
+  unpackRows,
+} from './protocol.js';
+import { type CoordinatorStats, createCoordinatorStats } from './stats.js';
+
+export interface CoordinatorOptions {
+  spec: JobSpecMsg;
+  hp: Readonly<Hyperparameters>;
+  membership: ms.MembershipConfig;
+  clusterToken: string;
+  heartbeatIntervalMs: number;
+  /** Where to start (a resumed checkpoint); a fresh job starts at epoch 0. */
+  resumeFrom?: job.Progress;
+  logger?: Logger;
+  clock?: Clock;
+}
+
+export interface TrainingSummary {
+  images: number;
+  seconds: number;
+  imagesPerSecond: number;
+  workers: number;
+  epochs: number;
+  validationMap: number | null;
+  modelDir: string;
+}
+
+interface EpochPayload {
+  detections: Float32Array;
+  groundTruth: Float32Array;
+}
+
+/**
+ * The coordinator's stateful edge: holds the membership and job state machines, runs the heartbeat
+ * timer, answers the RPCs (long-polling where the protocol waits) and resolves `finished` with the
+ * summary. All decisions are made by the pure cores; this class applies their events.
+ */
+export class Coordinator {
+  readonly stats: CoordinatorStats;
+  readonly finished: Promise<TrainingSummary>;
+  private members: ms.MembershipState;
+  private job: job.JobState<EpochPayload>;
+  private readonly opts: CoordinatorOptions;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private timer: NodeJS.Timeout | undefined;
+  private change = deferred<void>();
+  private resolveFinished!: (s: TrainingSummary) => void;
+  private readonly decisions = new Map<number, EpochDecisionMsg>();
+  private closed = false;
+
+  constructor(options: CoordinatorOptions) {
+    this.opts = options;
+    this.log = options.logger ?? noopLogger;
+    this.clock = options.clock ?? systemClock;
+    this.members = ms.createMembership(options.membership);
+    this.job = job.createJob(options.hp.epochs, options.resumeFrom);
+    this.stats = createCoordinatorStats(this.clock);
+    this.finished = new Promise((resolve) => {
+      this.resolveFinished = resolve;
+    });
+  }
+
+  /** Starts the membership timer (heartbeat timeouts, forming after the grace period). */
+  start(tickMs = Math.max(50, Math.floor(this.opts.heartbeatIntervalMs / 2))): void {
+    this.timer ??= setInterval(
+      () => this.applyMembership(ms.onTick(this.members, this.clock.monotonic())),
+      tickMs,
+    );
+    this.timer.unref();
+  }
+
+  get generation(): number {
+    return this.members.generation;
+  }
+
+  get membership(): ms.MembershipState {
+    return this.members;
+  }
+
+  get jobState(): job.JobState<EpochPayload> {
+    return this.job;
+  }
+
+  join(req: JoinRequestMsg, seenFrom: string): JoinResponseMsg {
+    if (req.clusterToken !== this.opts.clusterToken) {
+      throw new ClusterError('CONFIG', 'join refused: the cluster token does not match (--cluster-token)');
+    }
+    const workerId = req.workerId || `w-${randomUUID().slice(0, 8)}`;
+    const peerAddress = withHost(req.peerAddress, seenFrom);
+    const metricsAddress = req.metricsAddress ? withHost(req.metricsAddress, seenFrom) : '';
+    const info = { workerId, peerAddress, metricsAddress };
+    this.applyMembership(ms.onJoin(this.members, info, this.clock.monotonic()));
+    if (
+      !this.members.members.some((m) => m.workerId === workerId) &&
+      !this.members.candidates.some((c) => c.workerId === workerId)
+    ) {
+      throw new ClusterError('CONFIG', `join refused: the job is ${this.members.phase}`);
+    }
+    this.log.info('worker joined', {
+      workerId,
+      peerAddress,
+      backend: req.backend,
+      host: req.hostname,
+      layoutHash: req.layoutHash,
+    });
+    return {
+      workerId,
+      job: this.opts.spec,
+      heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
+      generation: this.members.generation,
+    };
+  }
+
+  heartbeat(req: HeartbeatRequestMsg): HeartbeatResponseMsg {
+    this.members = ms.onHeartbeat(this.members, req.workerId, this.clock.monotonic());
+    if (req.position) this.stats.onPosition(req.workerId, req.generation, req.position);
+    return {
+      generation: this.members.generation,
+      jobPhase: this.job.phase === 'finished' ? 'finished' : this.members.phase,
+    };
+  }
+
+  /** Long-polls until `workerId` is in a ring newer than it knows and every member has asked. */
+  async getAssignment(req: AssignmentRequestMsg, signal: AbortSignal): Promise<AssignmentMsg> {
+    for (;;) {
+      if (this.job.phase === 'finished' || this.closed) return finishedAssignment(this.members.generation);
+      const rank = ms.rankOf(this.members, req.workerId);
+      if (rank >= 0 && this.members.generation > req.knownGeneration) {
+        if (!this.job.start)
+          this.applyJob(job.onAssignmentRequest(this.job, req.workerId, req.completed ?? null));
+        if (this.job.start && this.job.generation === this.members.generation) {
+          return {
+            generation: this.members.generation,
+            rank,
+            worldSize: this.members.members.length,
+            ring: this.members.members.map((m) => m.peerAddress),
+            start: this.job.start,
+            finished: false,
+            stateSourceRank: this.stateSourceRank,
+          };
+        }
+      }
+      await this.waitForChange(signal);
+    }
+  }
+
+  reportStep(req: StepReportMsg): StepAckMsg {
+    this.checkGeneration(req.workerId, req.generation, 'ReportStep');
+    if (!req.progress) throw new ClusterError('PROTOCOL', 'ReportStep: progress is required');
+    this.stats.onStep(req);
+    this.applyJob(job.onStepReport(this.job, req.workerId, req.progress));
+    return { generation: this.members.generation, stop: this.job.phase === 'finished' };
+  }
+
+  /** The epoch barrier: returns once every member of the generation has reported this epoch. */
+  async reportEpoch(req: EpochReportMsg, signal: AbortSignal): Promise<EpochDecisionMsg> {
+    this.checkGeneration(req.workerId, req.generation, 'ReportEpoch');
+    if (!req.progress) throw new ClusterError('PROTOCOL', 'ReportEpoch: progress is required');
+    const payload = { detections: unpackRows(req.detections), groundTruth: unpackRows(req.groundTruth) };
+    this.applyJob(
+      job.onEpochReport(this.job, req.workerId, req.epoch, payload, req.progress, this.opts.hp, (p) =>
+        this.computeMap(p),
+      ),
+    );
+    for (;;) {
+      const decided = this.decisions.get(req.epoch);
+      if (decided) return decided;
+      if (this.closed) throw new ClusterError('ABORTED', 'the coordinator is shutting down');
+      this.checkGeneration(req.workerId, req.generation, 'ReportEpoch');
+      await this.waitForChange(signal);
+    }
+  }
+
+  reportDone(req: DoneReportMsg): void {
+    this.applyJob(job.onDone(this.job, req.workerId));
+  }
+
+  leave(req: LeaveRequestMsg): void {
+    this.log.info('worker left', { workerId: req.workerId, reason: req.reason });
+    this.applyMembership(ms.onLeave(this.members, req.workerId, this.clock.monotonic()));
+  }
+
+  /** A worker (or a peer of it) reports a failure: drop it now rather than wait for the heartbeat timeout. */
+  reportFailure(workerId: string, reason: string): void {
+    this.applyMembership(ms.onFailure(this.members, workerId, reason, this.clock.monotonic()));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    this.notify();
+  }
+
+  private get stateSourceRank(): number {
+    const requests = this.job.assignmentRequests;
+    return this.members.members.some((m) => requests.get(m.workerId) == null)
+      ? this.members.members.findIndex((m) => requests.get(m.workerId) != null)
+      : -1;
+  }
+
+  private checkGeneration(workerId: string, generation: number, rpc: string): void {
+    if (generation !== this.members.generation || ms.rankOf(this.members, workerId) < 0) {
+      throw new ClusterError(
+        'STALE_GENERATION',
+        `${rpc} from ${workerId} carries generation ${generation}; the ring is at generation ${this.members.generation}`,
+      );
+    }
+  }
+
+  private computeMap(payloads: EpochPayload[]): number {
+    if (!this.opts.spec.validationUrl) return Number.NaN;
+    const acc = new VocMapAccumulator({
+      metric: 'voc07',
+      iouThreshold: this.opts.hp.overlap_threshold,
+      pixelOffset: 1,
+    });
+    for (const p of payloads) {
+      acc.addGroundTruthRows(p.groundTruth);
+      acc.addDetectionRows(p.detections);
+    }
+    return acc.compute().map;
+  }
+
+  private applyMembership(t: ms.Transition): void {
+    this.members = t.state;
+    for (const e of t.events) {
+      this.log.info(`membership ${e.type}`, { ...e, type: undefined });
+      if (e.type === 'ring-formed') {
+        this.job = job.onNewGeneration(this.job, e.generation, e.ring);
+        this.stats.onGeneration(e.generation, e.ring.length);
+      }
+      if (e.type === 'lost') this.stats.onRestart();
+    }
+    if (t.events.length) this.notify();
+  }
+
+  private applyJob(t: job.JobTransition<EpochPayload>): void {
+    this.job = t.state;
+    for (const e of t.events) {
+      if (e.type === 'committed') this.stats.onCommit(e.progress);
+      if (e.type === 'epoch-decided') this.onEpochDecided(e);
+      if (e.type === 'finished') this.onFinished();
+    }
+    if (t.events.length) this.notify();
+  }
+
+  private onEpochDecided(e: Extract<job.JobEvent, { type: 'epoch-decided' }>): void {
+    const writerRank = e.writer ? ms.rankOf(this.members, e.writer) : 0;
+    this.decisions.set(e.epoch, {
+      generation: this.members.generation,
+      epoch: e.epoch,
+      validationMap: e.validationMap,
+      stop: e.stop,
+      writerRank: Math.max(0, writerRank),
+    });
+    this.stats.onEpoch(e.epoch, e.validationMap);
+    this.log.info('epoch done', { epoch: e.epoch, validationMap: e.validationMap, stop: e.stop });
+  }
+
+  private onFinished(): void {
+    this.members = ms.onFinish(this.members).state;
+    const maps = this.job.validationMaps;
+    const last = maps.at(-1);
+    const seconds = this.stats.trainingSeconds();
+    this.resolveFinished({
+      images: this.stats.imagesTotal,
+      seconds,
+      imagesPerSecond: seconds > 0 ? this.stats.imagesTotal / seconds : 0,
+      workers: this.members.members.length,
+      epochs: maps.length,
+      validationMap: last === undefined || Number.isNaN(last) ? null : last,
+      modelDir: this.opts.spec.modelDir,
+    });
+  }
+
+  private notify(): void {
+    const previous = this.change;
+    this.change = deferred<void>();
+    previous.resolve();
+  }
+
+  private waitForChange(signal: AbortSignal): Promise<void> {
+    return raceAbort(this.change.promise, signal);
+  }
+}
+
+function finishedAssignment(generation: number): AssignmentMsg {
+  return { generation, rank: 0, worldSize: 0, ring: [], start: null, finished: true, stateSourceRank: -1 };
+}
+
+/** `:port` or `0.0.0.0:port` becomes `<host the coordinator saw>:port`. */
+export function withHost(address: string, seenFrom: string): string {
+  const i = address.lastIndexOf(':');
+  const host = i < 0 ? '' : address.slice(0, i);
+  const port = i < 0 ? address : address.slice(i + 1);
+  if (host && host !== '0.0.0.0' && host !== '[::]' && host !== '::') return address;
+  return `${hostOf(seenFrom)}:${port}`;
+}
+
+function hostOf(peer: string): string {
+  const stripped = peer.replace(/^ipv[46]:/, '');
+  const i = stripped.lastIndexOf(':');
+  return i < 0 ? stripped : stripped.slice(0, i);
+}

@@ -1,0 +1,151 @@
+/**
+ * TypeScript shapes of proto/cluster.proto's messages as proto-loader delivers them (camelCase,
+ * 64-bit integers as numbers, defaults filled in). The coordinator service and the worker's client
+ * both use these; only they and shared/rpc touch grpc-js.
+ */
+import { loadProto } from '../shared/rpc/proto.js';
+
+export const COORDINATOR_SERVICE = 'ssdcluster.v1.Coordinator';
+
+export function coordinatorProto() {
+  const proto = loadProto('cluster.proto');
+  return { proto, service: proto.service(COORDINATOR_SERVICE) };
+}
+
+export interface ProgressMsg {
+  epoch: number;
+  position: number;
+  globalStep: number;
+}
+
+export interface JobSpecMsg {
+  hyperparameters: Record<string, string>;
+  trainUrl: string;
+  validationUrl: string;
+  trainAnnotationUrl: string;
+  validationAnnotationUrl: string;
+  modelDir: string;
+  seed: number;
+  pretrainedBase: string;
+  s3Endpoint: string;
+  onBadRecord: string;
+  gradientCompression: string;
+  modelArchive: boolean;
+  checkpointDir: string;
+  checkpointFrequency: number;
+}
+
+export interface JoinRequestMsg {
+  clusterToken: string;
+  workerId: string;
+  peerAddress: string;
+  metricsAddress: string;
+  layoutHash: string;
+  backend: string;
+  hostname: string;
+}
+
+export interface JoinResponseMsg {
+  workerId: string;
+  job: JobSpecMsg;
+  heartbeatIntervalMs: number;
+  generation: number;
+}
+
+export interface PositionMsg {
+  epoch: number;
+  step: number;
+  phase: string;
+  bucket: number;
+}
+
+export interface HeartbeatRequestMsg {
+  workerId: string;
+  generation: number;
+  position: PositionMsg | null;
+}
+
+export interface HeartbeatResponseMsg {
+  generation: number;
+  jobPhase: string;
+}
+
+export interface AssignmentRequestMsg {
+  workerId: string;
+  knownGeneration: number;
+  completed: ProgressMsg | null;
+}
+
+export interface AssignmentMsg {
+  generation: number;
+  rank: number;
+  worldSize: number;
+  ring: string[];
+  start: ProgressMsg | null;
+  finished: boolean;
+  stateSourceRank: number;
+}
+
+export interface StepReportMsg {
+  workerId: string;
+  generation: number;
+  progress: ProgressMsg | null;
+  images: number;
+  crossEntropy: number;
+  smoothL1: number;
+  dataSeconds: number;
+  computeSeconds: number;
+  allreduceSeconds: number;
+  updateSeconds: number;
+  allreduceBytes: number;
+  badRecords: number;
+  learningRate: number;
+}
+
+export interface StepAckMsg {
+  generation: number;
+  stop: boolean;
+}
+
+export interface EpochReportMsg {
+  workerId: string;
+  generation: number;
+  epoch: number;
+  detections: Buffer;
+  groundTruth: Buffer;
+  validationImages: number;
+  progress: ProgressMsg | null;
+}
+
+export interface EpochDecisionMsg {
+  generation: number;
+  epoch: number;
+  validationMap: number;
+  stop: boolean;
+  writerRank: number;
+}
+
+export interface DoneReportMsg {
+  workerId: string;
+  generation: number;
+  modelDir: string;
+}
+
+export interface LeaveRequestMsg {
+  workerId: string;
+  reason: string;
+}
+
+/** Float32 rows packed little-endian into bytes, as EpochReport carries them. */
+export function packRows(rows: Float32Array): Buffer {
+  return Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength);
+}
+
+/** The inverse of packRows; copies when the bytes are not 4-byte aligned. */
+export function unpackRows(bytes: Buffer): Float32Array {
+  if (bytes.byteLength % 4 !== 0)
+    throw new RangeError(`packed rows: ${bytes.byteLength} bytes is not a multiple of 4`);
+  if (bytes.byteOffset % 4 === 0)
+    return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  return new Float32Array(new Uint8Array(bytes).buffer);
+}

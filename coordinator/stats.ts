@@ -1,0 +1,109 @@
+import type { Clock } from '../shared/clock.js';
+import type { Progress } from './job/job.js';
+import type { PositionMsg, StepReportMsg } from './protocol.js';
+
+export interface StepSample {
+  atMs: number;
+  images: number;
+}
+
+export interface WorkerPositionSeen {
+  generation: number;
+  position: PositionMsg;
+  atMs: number;
+}
+
+/**
+ * What the coordinator has seen of training, for the summary line and for metrics (the Prometheus
+ * collectors read these fields in `collect()`): images, per-phase step times, losses, throughput
+ * over a sliding window, generations, restarts, epochs.
+ */
+export interface CoordinatorStats {
+  imagesTotal: number;
+  generation: number;
+  workers: number;
+  restarts: number;
+  badRecords: number;
+  committed: Progress | null;
+  epochsDone: number;
+  validationMap: number | null;
+  lastLoss: { crossEntropy: number; smoothL1: number } | null;
+  learningRate: number;
+  readonly positions: Map<string, WorkerPositionSeen>;
+  /** Called with every step report (metrics observe the phases here). */
+  stepListeners: ((report: StepReportMsg) => void)[];
+  onStep(report: StepReportMsg): void;
+  onPosition(workerId: string, generation: number, position: PositionMsg): void;
+  onGeneration(generation: number, workers: number): void;
+  onRestart(): void;
+  onCommit(progress: Progress): void;
+  onEpoch(epoch: number, validationMap: number): void;
+  /** Images per second over the last `windowMs`. */
+  imagesPerSecond(windowMs?: number): number;
+  /** Seconds from the first step report to the last. */
+  trainingSeconds(): number;
+}
+
+export function createCoordinatorStats(clock: Clock): CoordinatorStats {
+  const recent: StepSample[] = [];
+  let firstStepMs: number | undefined;
+  let lastStepMs: number | undefined;
+  const stats: CoordinatorStats = {
+    imagesTotal: 0,
+    generation: 0,
+    workers: 0,
+    restarts: 0,
+    badRecords: 0,
+    committed: null,
+    epochsDone: 0,
+    validationMap: null,
+    lastLoss: null,
+    learningRate: 0,
+    positions: new Map(),
+    stepListeners: [],
+    onStep(report) {
+      const now = clock.monotonic();
+      // The first report marks the end of the first step: count from when that step began.
+      firstStepMs ??=
+        now -
+        1000 * (report.dataSeconds + report.computeSeconds + report.allreduceSeconds + report.updateSeconds);
+      lastStepMs = now;
+      stats.imagesTotal += report.images;
+      stats.badRecords += report.badRecords;
+      stats.lastLoss = { crossEntropy: report.crossEntropy, smoothL1: report.smoothL1 };
+      stats.learningRate = report.learningRate;
+      recent.push({ atMs: now, images: report.images });
+      while (recent.length > 0 && recent[0]!.atMs < now - 60_000) recent.shift();
+      for (const listener of stats.stepListeners) listener(report);
+    },
+    onPosition(workerId, generation, position) {
+      stats.positions.set(workerId, { generation, position, atMs: clock.monotonic() });
+    },
+    onGeneration(generation, workers) {
+      stats.generation = generation;
+      stats.workers = workers;
+    },
+    onRestart() {
+      stats.restarts += 1;
+    },
+    onCommit(progress) {
+      stats.committed = progress;
+    },
+    onEpoch(_epoch, validationMap) {
+      stats.epochsDone += 1;
+      stats.validationMap = Number.isNaN(validationMap) ? null : validationMap;
+    },
+    imagesPerSecond(windowMs = 20_000) {
+      const now = clock.monotonic();
+      const inWindow = recent.filter((s) => s.atMs >= now - windowMs);
+      if (inWindow.length < 2) return 0;
+      const span = (now - inWindow[0]!.atMs) / 1000;
+      const images = inWindow.slice(1).reduce((a, s) => a + s.images, 0);
+      return span > 0 ? images / span : 0;
+    },
+    trainingSeconds() {
+      return firstStepMs === undefined || lastStepMs === undefined ? 0 : (lastStepMs - firstStepMs) / 1000;
+    },
+  };
+  return stats;
+}

@@ -1,0 +1,174 @@
+import test from 'ava';
+import { Coordinator, withHost } from '../../coordinator/coordinator.js';
+import type { JobSpecMsg } from '../../coordinator/protocol.js';
+import { packRows } from '../../coordinator/protocol.js';
+import { startCoordinatorServer } from '../../coordinator/service.js';
+import { compileHyperparameters } from '../../shared/config/compile.js';
+import { CoordinatorClient } from '../../worker/coordinator-client.js';
+
+const hp = compileHyperparameters({
+  num_classes: 2,
+  num_training_samples: 64,
+  base_network: 'tiny',
+  image_shape: 64,
+  epochs: 2,
+  mini_batch_size: 4,
+});
+
+const spec: JobSpecMsg = {
+  hyperparameters: {},
+  trainUrl: 'train.rec',
+  validationUrl: 'validation.rec',
+  trainAnnotationUrl: '',
+  validationAnnotationUrl: '',
+  modelDir: '/tmp/model',
+  seed: 1,
+  pretrainedBase: '',
+  s3Endpoint: '',
+  onBadRecord: 'skip',
+  gradientCompression: 'none',
+  modelArchive: false,
+  checkpointDir: '',
+  checkpointFrequency: 0,
+};
+
+async function startCluster(t: import('ava').ExecutionContext, workers: number) {
+  const coordinator = new Coordinator({
+    spec,
+    hp,
+    membership: {
+      minWorkers: workers,
+      maxWorkers: workers,
+      targetWorkers: workers,
+      heartbeatTimeoutMs: 5000,
+      formGraceMs: 1000,
+    },
+    clusterToken: 'secret',
+    heartbeatIntervalMs: 500,
+  });
+  coordinator.start();
+  const server = await startCoordinatorServer(coordinator, '127.0.0.1:0');
+  t.teardown(async () => {
+    await coordinator.close();
+    await server.close();
+  });
+  const client = new CoordinatorClient({ address: `127.0.0.1:${server.port}`, coordinatorTimeoutMs: 2000 });
+  t.teardown(() => client.close());
+  return { coordinator, client };
+}
+
+function joinReq(peerPort: number) {
+  return {
+    clusterToken: 'secret',
+    workerId: '',
+    peerAddress: `:${peerPort}`,
+    metricsAddress: '',
+    layoutHash: 'h',
+    backend: 'cpu',
+    hostname: 'test',
+  };
+}
+
+test('coordinator drives two workers through assignment, steps, epoch barriers and the final write over real gRPC', async (t) => {
+  const { coordinator, client } = await startCluster(t, 2);
+  const signal = AbortSignal.timeout(20_000);
+  const [a, b] = await Promise.all([client.join(joinReq(5001), signal), client.join(joinReq(5002), signal)]);
+  t.is(a.job.trainUrl, 'train.rec');
+  const [asA, asB] = await Promise.all([
+    client.getAssignment(a.workerId, 0, null, signal),
+    client.getAssignment(b.workerId, 0, null, signal),
+  ]);
+  t.is(asA.worldSize, 2);
+  t.deepEqual(new Set([asA.rank, asB.rank]), new Set([0, 1]));
+  t.is(asA.ring[asA.rank], '127.0.0.1:5001');
+  t.is(asA.ring[asB.rank], '127.0.0.1:5002');
+  t.deepEqual(asA.start, { epoch: 0, position: 0, globalStep: 0 });
+  const gen = asA.generation;
+  for (const epoch of [0, 1]) {
+    const progress = { epoch, position: 64, globalStep: 8 * (epoch + 1) };
+    for (const w of [a, b]) {
+      const ack = await client.reportStep(
+        {
+          workerId: w.workerId,
+          generation: gen,
+          progress,
+          images: 32,
+          crossEntropy: 1,
+          smoothL1: 0.5,
+          dataSeconds: 0.01,
+          computeSeconds: 0.1,
+          allreduceSeconds: 0.01,
+          updateSeconds: 0.01,
+          allreduceBytes: 1e6,
+          badRecords: 0,
+          learningRate: 0.001,
+        },
+        signal,
+      );
+      t.false(ack.stop);
+    }
+    // Rank a saw image 0 with one box detected exactly; rank b saw image 1 and missed its box.
+    const gtA = packRows(new Float32Array([0, 0, 10, 10, 50, 50, 0]));
+    const detA = packRows(new Float32Array([0, 0, 0.9, 10, 10, 50, 50]));
+    const gtB = packRows(new Float32Array([1, 1, 20, 20, 40, 40, 0]));
+    const report = (w: typeof a, gt: Buffer, det: Buffer) =>
+      client.reportEpoch(
+        {
+          workerId: w.workerId,
+          generation: gen,
+          epoch,
+          detections: det,
+          groundTruth: gt,
+          validationImages: 1,
+          progress,
+        },
+        signal,
+      );
+    const [dA, dB] = await Promise.all([report(a, gtA, detA), report(b, gtB, Buffer.alloc(0))]);
+    t.deepEqual(dA, dB);
+    t.is(dA.validationMap, 0.5);
+    t.is(dA.stop, epoch === 1);
+  }
+  const writer = asA.rank === 0 ? a : b;
+  await client.reportDone({ workerId: writer.workerId, generation: gen, modelDir: '/tmp/model' }, signal);
+  const summary = await coordinator.finished;
+  t.is(summary.images, 128);
+  t.is(summary.epochs, 2);
+  t.is(summary.validationMap, 0.5);
+  t.is(summary.workers, 2);
+  const after = await client.getAssignment(a.workerId, gen, null, signal);
+  t.true(after.finished);
+});
+
+test('coordinator refuses a join with the wrong cluster token and a step report from a stale generation', async (t) => {
+  const { client } = await startCluster(t, 1);
+  const signal = AbortSignal.timeout(10_000);
+  await t.throwsAsync(client.join({ ...joinReq(1), clusterToken: 'wrong' }, signal), {
+    message: /cluster token does not match/,
+  });
+  const w = await client.join(joinReq(1), signal);
+  const as = await client.getAssignment(w.workerId, 0, null, signal);
+  const report = {
+    workerId: w.workerId,
+    generation: as.generation + 7,
+    progress: { epoch: 0, position: 4, globalStep: 1 },
+    images: 4,
+    crossEntropy: 0,
+    smoothL1: 0,
+    dataSeconds: 0,
+    computeSeconds: 0,
+    allreduceSeconds: 0,
+    updateSeconds: 0,
+    allreduceBytes: 0,
+    badRecords: 0,
+    learningRate: 0,
+  };
+  const err = await t.throwsAsync(client.reportStep(report, signal));
+  t.is((err as { code?: string }).code, 'STALE_GENERATION');
+});
+
+test('withHost fills an empty or wildcard host from the address the coordinator saw', (t) => {
+  t.is(withHost(':7000', 'ipv4:10.1.2.3:5555'), '10.1.2.3:7000');
+  t.is(withHost('0.0.0.0:7000', '127.0.0.1:5555'), '127.0.0.1:7000');
+  t.is(withHost('peer-host:7000', '127.0.0.1:5555'), 'peer-host:7000');
+});
