@@ -1,42 +1,23 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import test from 'ava';
 import sharp from 'sharp';
 import { shortestFloat32 } from '../../cli/commands/inspect.js';
-import { main } from '../../cli/main.js';
-import { noopLogger } from '../../shared/logging.js';
 import { encodeDetectionLabel } from '../../shared/recordio/detection-label.js';
 import { encodeImageRecord } from '../../shared/recordio/image-record.js';
 import { encodeRecord } from '../../shared/recordio/record.js';
 import { openRecordIOWriter } from '../../shared/recordio/writer.js';
 import { createStorage } from '../../shared/storage/open-storage.js';
 import { DOG, DOG_REC, dogListLabels, dogOnS3, tempDir } from '../helpers/recordio-fixtures.js';
-
-function capture() {
-  const stream = new PassThrough();
-  let text = '';
-  stream.on('data', (c: Buffer) => {
-    text += c.toString();
-  });
-  return { stream, text: () => text };
-}
+import { runCli } from '../helpers/run-cli.js';
 
 async function inspect(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const out = capture();
-  const err = capture();
-  const code = await main(['inspect', ...args], {
-    stdout: out.stream,
-    stderr: err.stream,
-    logger: noopLogger,
-    env,
-  });
-  const lines = out
-    .text()
+  const { code, stdout, stderr } = await runCli(['inspect', ...args], { env });
+  const lines = stdout
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l));
-  return { code, lines, stderr: err.text() };
+  return { code, lines, stderr };
 }
 
 async function expectedDogLines(keys: boolean) {
@@ -152,8 +133,8 @@ test('inspect reports usage errors with exit code 2 and a missing file with exit
 });
 
 test('inspect reads an s3:// source through --s3-endpoint', async (t) => {
-  const { endpoint, url } = await dogOnS3(t);
-  const { code, lines, stderr } = await inspect([url, '--s3-endpoint', endpoint]);
+  const { endpoint, url, env } = await dogOnS3(t);
+  const { code, lines, stderr } = await inspect([url, '--s3-endpoint', endpoint], env);
   t.is(stderr, '');
   t.is(code, 0);
   t.deepEqual(lines, await expectedDogLines(true));

@@ -102,19 +102,18 @@ export function cutAt(bytes: Buffer, cuts: number[]): Buffer[] {
 }
 
 /**
- * The dog .rec and .idx uploaded to a fresh s3rver, for CLI tests that pass `--s3-endpoint`. The CLI
- * uses the SDK's standard credential chain, so this sets s3rver's keys in this test process's env.
+ * The dog .rec and .idx uploaded to a fresh s3rver, for CLI tests that pass `--s3-endpoint`. `env`
+ * carries s3rver's keys (and no endpoint) for the CLI's injected environment.
  */
 export async function dogOnS3(t: { teardown(fn: () => Promise<void>): void }) {
   const server = await startS3Server(t);
   const { AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION } = server.env;
-  Object.assign(process.env, { AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION });
   const storage = createStorage({ s3Endpoint: server.endpoint, s3Credentials: server.credentials });
   try {
     const url = `s3://${server.bucket}/dog.rec`;
     await storage.write(url, await fs.readFile(DOG_REC));
     await storage.write(`s3://${server.bucket}/dog.idx`, await fs.readFile(DOG_IDX));
-    return { endpoint: server.endpoint, url };
+    return { endpoint: server.endpoint, url, env: { AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION } };
   } finally {
     await storage.close();
   }

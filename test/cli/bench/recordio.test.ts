@@ -1,27 +1,9 @@
-import { PassThrough } from 'node:stream';
 import test from 'ava';
-import { main } from '../../../cli/main.js';
-import { noopLogger } from '../../../shared/logging.js';
 import { DOG, DOG_REC, dogOnS3 } from '../../helpers/recordio-fixtures.js';
+import { runCli } from '../../helpers/run-cli.js';
 
-async function bench(args: string[]) {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let stdout = '';
-  let stderr = '';
-  out.on('data', (c: Buffer) => {
-    stdout += c.toString();
-  });
-  err.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  const code = await main(['bench', 'recordio', ...args], {
-    stdout: out,
-    stderr: err,
-    logger: noopLogger,
-    env: {},
-  });
-  return { code, stdout, stderr };
+function bench(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return runCli(['bench', 'recordio', ...args], { env });
 }
 
 test('bench recordio --json prints one object counting the records, labels and bytes of the dog file', async (t) => {
@@ -53,8 +35,8 @@ test('bench recordio fails on a missing source and asks for exactly one SOURCE',
 });
 
 test('bench recordio reads an s3:// source through --s3-endpoint, with no decoder-only figure', async (t) => {
-  const { endpoint, url } = await dogOnS3(t);
-  const { code, stdout, stderr } = await bench([url, '--json', '--s3-endpoint', endpoint]);
+  const { endpoint, url, env } = await dogOnS3(t);
+  const { code, stdout, stderr } = await bench([url, '--json', '--s3-endpoint', endpoint], env);
   t.is(stderr, '');
   t.is(code, 0);
   t.like(JSON.parse(stdout), {
