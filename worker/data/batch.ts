@@ -1,0 +1,110 @@
+/**
+ * A batch of prepared samples, read and decoded concurrently (through a TaskQueue, on the libuv pool).
+ *
+ * Bad input (issue 6): a sample whose data is corrupt (RecordIO framing, image, label or annotation:
+ * ClusterError codes RECORDIO, IMAGE, ANNOTATION) is, with onBadRecord 'skip' (the default), left out
+ * with a warning naming the file and offset (or path) and listed in `skipped`, so the trainer can count
+ * it; nothing is substituted, the batch is just smaller. With 'fail' it is thrown. Any other failure
+ * (storage, abort, a bug) is thrown in both modes, and the rest of the batch is cancelled.
+ */
+import { linkSignals } from '../../shared/abort.js';
+import { ClusterError, errorMessage, isClusterError } from '../../shared/errors.js';
+import { type Logger, noopLogger } from '../../shared/logging.js';
+import type { Dataset, OnBadRecord } from './dataset.js';
+import type { GroundTruth } from './ground-truth.js';
+import { checkPrepareOptions, type PreparedSample, type PrepareOptions, prepareSample } from './prepare.js';
+import { createTaskQueue, type TaskQueue } from './task-queue.js';
+
+export interface Batch {
+  /** Sample indices, in the requested order, without skipped ones. */
+  indices: number[];
+  /** B*S*S*3 normalised RGB, HWC per sample. */
+  images: Float32Array;
+  gt: GroundTruth[];
+  /** [width, height] of each original image. */
+  originalSizes: [number, number][];
+}
+
+export interface BadRecord {
+  index: number;
+  source: string;
+  reason: string;
+}
+
+export interface LoadedBatch extends Batch {
+  skipped: BadRecord[];
+}
+
+export interface LoadBatchOptions extends PrepareOptions {
+  signal?: AbortSignal;
+  /** Default 'skip'. */
+  onBadRecord?: OnBadRecord;
+  logger?: Logger;
+  /** Shared by the batches of a prefetcher; default a queue of DEFAULT_PREPARE_CONCURRENCY. */
+  queue?: TaskQueue;
+}
+
+const DATA_ERROR_CODES = new Set(['RECORDIO', 'IMAGE', 'ANNOTATION']);
+
+/** Corrupt input (skippable), as opposed to storage failures, aborts and bugs. */
+export function isBadRecordError(err: unknown): err is ClusterError {
+  return isClusterError(err) && DATA_ERROR_CODES.has(err.code);
+}
+
+type Outcome = { ok: PreparedSample } | { bad: BadRecord };
+
+export async function loadBatch(
+  dataset: Dataset,
+  indices: readonly number[],
+  options: LoadBatchOptions,
+): Promise<LoadedBatch> {
+  checkPrepareOptions(options);
+  const slot = options.imageShape * options.imageShape * 3;
+  const buffer = new Float32Array(indices.length * slot);
+  const queue = options.queue ?? createTaskQueue();
+  const cancel = new AbortController();
+  const signal = linkSignals(options.signal, cancel.signal);
+  const loadOne = async (index: number, at: number): Promise<Outcome> => {
+    try {
+      const sample = await dataset.read(index, signal);
+      signal.throwIfAborted();
+      return { ok: await prepareSample(sample, options, buffer.subarray(at * slot, (at + 1) * slot)) };
+    } catch (err) {
+      if (options.onBadRecord === 'fail' || !isBadRecordError(err)) throw err;
+      return { bad: { index, source: dataset.sourceOf(index), reason: errorMessage(err) } };
+    }
+  };
+  let outcomes: Outcome[];
+  try {
+    outcomes = await Promise.all(indices.map((index, at) => queue.run(() => loadOne(index, at), signal)));
+  } catch (err) {
+    cancel.abort(new ClusterError('ABORTED', 'another sample of the batch failed', { cause: err }));
+    throw err;
+  }
+  return assemble(outcomes, buffer, slot, options.logger ?? noopLogger);
+}
+
+/** Moves the good samples' pixels together (in order) and logs the skipped ones. */
+function assemble(
+  outcomes: readonly Outcome[],
+  buffer: Float32Array,
+  slot: number,
+  logger: Logger,
+): LoadedBatch {
+  const batch: LoadedBatch = { indices: [], images: buffer, gt: [], originalSizes: [], skipped: [] };
+  outcomes.forEach((outcome, at) => {
+    if ('bad' in outcome) {
+      batch.skipped.push(outcome.bad);
+      logger.warn('skipped a bad record', { ...outcome.bad });
+      return;
+    }
+    const sample = outcome.ok;
+    const to = batch.indices.length;
+    if (to !== at) buffer.copyWithin(to * slot, at * slot, (at + 1) * slot);
+    batch.indices.push(sample.index);
+    batch.gt.push(sample.gt);
+    batch.originalSizes.push([sample.originalWidth, sample.originalHeight]);
+  });
+  if (batch.skipped.length > 0) batch.images = buffer.slice(0, batch.indices.length * slot);
+  return batch;
+}
