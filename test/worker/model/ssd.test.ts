@@ -70,6 +70,25 @@ test(describes, 'resnet-50', 512, 6132, [
   [1, 1, 4],
 ]);
 
+test("the networks give the anchor tables' feature sizes at image sizes from 300 to 1024 and every tiny size", (t) => {
+  const sizes = (from: number, to: number, step: number) =>
+    Array.from({ length: Math.floor((to - from) / step) + 1 }, (_, i) => from + i * step);
+  const cases: [BaseNetwork, number][] = [
+    ...sizes(300, 1024, 7).flatMap((s): [BaseNetwork, number][] => [
+      ['vgg-16', s],
+      ['resnet-50', s],
+    ]),
+    ...sizes(64, 1024, 32).map((s): [BaseNetwork, number] => ['tiny', s]),
+  ];
+  for (const [baseNetwork, imageShape] of cases) {
+    // describeSsd throws a MODEL error when a source map differs from its anchor layer.
+    t.notThrows(
+      () => describeSsd({ baseNetwork, imageShape, numClasses: 2 }),
+      `${baseNetwork} at ${imageShape}`,
+    );
+  }
+});
+
 test('vgg-16 SSD300 for 20 classes has exactly the parameters of torchvision ssd300_vgg16 (21 outputs)', (t) => {
   // Same topology: VGG-16 convs, atrous fc6/fc7, L2Norm scale (512), the four extra stages, and
   // 3x3 heads with 4,6,6,6,4,4 boxes per cell. torchvision counts 26,285,486 (SPEC Part 2, measured facts).
