@@ -1,7 +1,8 @@
 /**
  * A FIFO concurrency limit for sample preparation. Tasks start in the order they were queued, at most
  * `concurrency` at a time, so the samples of the batch the trainer needs next are decoded before those
- * of batches prefetched behind it. A task whose signal aborts while it waits never starts.
+ * of batches prefetched behind it. A task whose signal aborts while it waits never starts: it rejects
+ * with the abort reason when its turn comes (no abort listener per waiting task: a batch queues many).
  */
 export interface TaskQueue {
   readonly concurrency: number;
@@ -24,33 +25,27 @@ export function createTaskQueue(concurrency = DEFAULT_PREPARE_CONCURRENCY): Task
     if (next) next();
   };
 
-  async function acquire(signal: AbortSignal | undefined): Promise<void> {
-    signal?.throwIfAborted();
+  /** Resolves when a slot is free, in FIFO order. */
+  function acquire(): Promise<void> {
     if (running < concurrency) {
       running++;
-      return;
+      return Promise.resolve();
     }
-    await new Promise<void>((resolve, reject) => {
-      const start = () => {
-        signal?.removeEventListener('abort', onAbort);
+    return new Promise<void>((resolve) =>
+      waiting.push(() => {
         running++;
         resolve();
-      };
-      const onAbort = () => {
-        const at = waiting.indexOf(start);
-        if (at !== -1) waiting.splice(at, 1);
-        reject(signal!.reason);
-      };
-      waiting.push(start);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+      }),
+    );
   }
 
   return {
     concurrency,
     async run(task, signal) {
-      await acquire(signal);
+      signal?.throwIfAborted();
+      await acquire();
       try {
+        signal?.throwIfAborted();
         return await task();
       } finally {
         release();
