@@ -1,0 +1,113 @@
+import type { JobSpecMsg } from '../coordinator/protocol.js';
+import { toSageMakerHyperparams } from '../shared/config/compile.js';
+import type { Hyperparameters } from '../shared/config/hyperparameters.js';
+import { hyperparameterOptions, loadHyperparameters } from '../shared/config/load.js';
+import { UsageError } from '../shared/errors.js';
+import { intFlag, numberFlag } from './args.js';
+
+/** Options shared by `coordinator` and `local`: the job, the cluster size and the coordinator's ports. */
+export const clusterOptions = {
+  ...hyperparameterOptions,
+  train: { type: 'string' },
+  validation: { type: 'string' },
+  'train-annotation': { type: 'string' },
+  'validation-annotation': { type: 'string' },
+  'model-dir': { type: 'string' },
+  'model-archive': { type: 'boolean' },
+  'pretrained-base': { type: 'string' },
+  seed: { type: 'string' },
+  workers: { type: 'string' },
+  'min-workers': { type: 'string' },
+  'max-workers': { type: 'string' },
+  port: { type: 'string' },
+  'metrics-port': { type: 'string' },
+  'cluster-token': { type: 'string' },
+  'heartbeat-timeout': { type: 'string' },
+  'on-bad-record': { type: 'string' },
+  'gradient-compression': { type: 'string' },
+} as const;
+
+export const CLUSTER_OPTIONS_HELP = `Job:
+  --train SOURCE                 training channel: .rec (path or s3://) or an image folder
+  --validation SOURCE            validation channel (VOC07 mAP after each epoch, gathered from all workers)
+  --train-annotation DIR, --validation-annotation DIR   JSON annotations of image-folder channels
+  --model-dir DEST               where the final model is written once (path or s3://)
+  --model-archive                also write DEST/model.tar.gz
+  --pretrained-base URL          tfjs weights manifest of the base network (use_pretrained_model=1)
+  --seed S                       data order, augmentation and initialisation seed (default 0)
+  --on-bad-record skip|fail      corrupt records: skip with a warning and count (default) or stop
+  --gradient-compression none|fp16   all-reduce payload (default none)
+Cluster:
+  --workers N                    form the ring when N workers have joined (default 1)
+  --min-workers N, --max-workers N   keep training while at least min remain; admit up to max
+  --port P                       coordinator gRPC port (default 7070)
+  --metrics-port P               coordinator Prometheus port (default 9090)
+  --cluster-token T              shared secret workers must present (default: none)
+  --heartbeat-timeout S          seconds without a heartbeat before a worker is lost (default 10)`;
+
+export interface ClusterSettings {
+  hp: Readonly<Hyperparameters>;
+  spec: JobSpecMsg;
+  workers: number;
+  minWorkers: number;
+  maxWorkers: number;
+  port: number;
+  metricsPort: number;
+  clusterToken: string;
+  heartbeatTimeoutMs: number;
+}
+
+type Values = {
+  [K in keyof typeof clusterOptions]?: (typeof clusterOptions)[K]['type'] extends 'boolean'
+    ? boolean
+    : string;
+};
+
+/** Validates the shared options once; `defaults` are hyperparameter defaults below file and flags. */
+export async function compileClusterSettings(
+  values: Values,
+  defaults: Record<string, unknown> = {},
+): Promise<ClusterSettings> {
+  const hp = await loadHyperparameters(values as Record<string, unknown>, { defaults });
+  if (!values.train) throw new UsageError('--train SOURCE is required');
+  if (!values['model-dir']) throw new UsageError('--model-dir DEST is required');
+  const workers = intFlag('workers', values.workers, { min: 1, max: 1024 }) ?? 1;
+  const minWorkers = intFlag('min-workers', values['min-workers'], { min: 1, max: workers }) ?? workers;
+  const maxWorkers = intFlag('max-workers', values['max-workers'], { min: workers, max: 1024 }) ?? workers;
+  const compression = values['gradient-compression'] ?? 'none';
+  if (compression !== 'none' && compression !== 'fp16') {
+    throw new UsageError(`--gradient-compression: expected none or fp16, got '${compression}'`);
+  }
+  const onBadRecord = values['on-bad-record'] ?? 'skip';
+  if (onBadRecord !== 'skip' && onBadRecord !== 'fail') {
+    throw new UsageError(`--on-bad-record: expected skip or fail, got '${onBadRecord}'`);
+  }
+  const heartbeatTimeoutS = numberFlag('heartbeat-timeout', values['heartbeat-timeout']) ?? 10;
+  if (heartbeatTimeoutS <= 0) throw new UsageError('--heartbeat-timeout: must be > 0 seconds');
+  return {
+    hp,
+    spec: {
+      hyperparameters: toSageMakerHyperparams(hp),
+      trainUrl: values.train,
+      validationUrl: values.validation ?? '',
+      trainAnnotationUrl: values['train-annotation'] ?? '',
+      validationAnnotationUrl: values['validation-annotation'] ?? '',
+      modelDir: values['model-dir'],
+      seed: intFlag('seed', values.seed, { min: 0, max: 2 ** 32 - 1 }) ?? 0,
+      pretrainedBase: values['pretrained-base'] ?? '',
+      s3Endpoint: '',
+      onBadRecord,
+      gradientCompression: compression,
+      modelArchive: values['model-archive'] === true,
+      checkpointDir: '',
+      checkpointFrequency: 0,
+    },
+    workers,
+    minWorkers,
+    maxWorkers,
+    port: intFlag('port', values.port, { min: 0, max: 65535 }) ?? 7070,
+    metricsPort: intFlag('metrics-port', values['metrics-port'], { min: 0, max: 65535 }) ?? 9090,
+    clusterToken: values['cluster-token'] ?? '',
+    heartbeatTimeoutMs: heartbeatTimeoutS * 1000,
+  };
+}

@@ -1,0 +1,84 @@
+import { checkNumTrainingSamples } from '../shared/config/compile.js';
+import type { Hyperparameters } from '../shared/config/hyperparameters.js';
+import { ConfigError } from '../shared/errors.js';
+import type { Logger } from '../shared/logging.js';
+import type { Storage } from '../shared/storage/storage.js';
+import { openDataset } from '../worker/data/open-dataset.js';
+import { Coordinator, type TrainingSummary } from './coordinator.js';
+import type { JobSpecMsg } from './protocol.js';
+import { startCoordinatorServer } from './service.js';
+
+export interface RunCoordinatorOptions {
+  hp: Readonly<Hyperparameters>;
+  spec: JobSpecMsg;
+  workers: number;
+  minWorkers: number;
+  maxWorkers: number;
+  /** host:port to serve on, e.g. 0.0.0.0:7070 or 127.0.0.1:0. */
+  address: string;
+  clusterToken: string;
+  heartbeatTimeoutMs: number;
+  storage: Storage;
+  logger: Logger;
+  signal: AbortSignal;
+  /** Called once the server listens (the launcher starts workers then). */
+  onListening?: (port: number) => void;
+}
+
+/** Counts the train records and checks num_training_samples against them (SageMaker requires equality). */
+export async function checkTrainData(
+  spec: JobSpecMsg,
+  hp: Readonly<Hyperparameters>,
+  storage: Storage,
+): Promise<number> {
+  const dataset = await openDataset(spec.trainUrl, {
+    storage,
+    annotations: spec.trainAnnotationUrl || undefined,
+  });
+  try {
+    const problem = checkNumTrainingSamples(hp, dataset.size);
+    if (problem) throw new ConfigError([`${problem} (${spec.trainUrl})`]);
+    return dataset.size;
+  } finally {
+    await dataset.close();
+  }
+}
+
+/**
+ * The coordinator's composition root: checks the data, serves cluster.proto until the job finishes
+ * (or the signal aborts), then shuts down in reverse order and returns the summary.
+ */
+export async function runCoordinator(o: RunCoordinatorOptions): Promise<TrainingSummary> {
+  const samples = await checkTrainData(o.spec, o.hp, o.storage);
+  const heartbeatIntervalMs = Math.max(100, Math.min(2000, Math.floor(o.heartbeatTimeoutMs / 5)));
+  const coordinator = new Coordinator({
+    spec: o.spec,
+    hp: o.hp,
+    membership: {
+      minWorkers: o.minWorkers,
+      maxWorkers: o.maxWorkers,
+      targetWorkers: o.workers,
+      heartbeatTimeoutMs: o.heartbeatTimeoutMs,
+      formGraceMs: 2 * o.heartbeatTimeoutMs,
+    },
+    clusterToken: o.clusterToken,
+    heartbeatIntervalMs,
+    logger: o.logger,
+  });
+  const server = await startCoordinatorServer(coordinator, o.address, o.logger);
+  try {
+    coordinator.start();
+    o.logger.info('coordinator listening', { port: server.port, workers: o.workers, trainSamples: samples });
+    o.onListening?.(server.port);
+    const aborted = new Promise<never>((_, reject) => {
+      if (o.signal.aborted) reject(o.signal.reason);
+      o.signal.addEventListener('abort', () => reject(o.signal.reason), { once: true });
+    });
+    const summary = await Promise.race([coordinator.finished, aborted]);
+    o.logger.info('training finished', { ...summary });
+    return summary;
+  } finally {
+    await coordinator.close();
+    await server.close();
+  }
+}
