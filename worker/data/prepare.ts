@@ -8,7 +8,7 @@
  * Validation: a plain resize of the whole image to S x S (bicubic) and the normalisation; the
  * normalised boxes are unchanged.
  */
-import { ConfigError } from '../../shared/errors.js';
+import { ClusterError, ConfigError } from '../../shared/errors.js';
 import { createRng, RNG_STREAM } from '../../shared/random.js';
 import { type Interpolation, planTrainTransform } from './augment.js';
 import type { DatasetSample } from './dataset.js';
@@ -76,6 +76,12 @@ export async function prepareSample(
   checkPrepareOptions(options);
   const size = options.imageShape;
   const pixels = into ?? new Float32Array(size * size * 3);
+  if (pixels.length !== size * size * 3) {
+    throw new ClusterError(
+      'INTERNAL',
+      `prepareSample: output has ${pixels.length} floats, not ${size}*${size}*3`,
+    );
+  }
   const transformOf = (colour: Parameters<typeof foldNormalisation>[0]) =>
     foldNormalisation(colour, { mean: options.mean ?? IMAGENET_MEAN, std: options.std ?? IMAGENET_STD });
   const { width, height } = await readImageSize(sample.image, sample.source);

@@ -3,6 +3,8 @@ import path from 'node:path';
 import test from 'ava';
 import { isClusterError, RecordIOError } from '../../../shared/errors.js';
 import { createMemoryLogger } from '../../../shared/logging.js';
+import { encodeDetectionLabel } from '../../../shared/recordio/detection-label.js';
+import { encodeImageRecord } from '../../../shared/recordio/image-record.js';
 import { createLocalStorage } from '../../../shared/storage/local.js';
 import { createStorage } from '../../../shared/storage/open-storage.js';
 import type { Storage } from '../../../shared/storage/storage.js';
@@ -97,6 +99,24 @@ test('an invalid detection label is a RecordIOError naming the file and offset',
   t.true(err!.message.startsWith(`${where}: object 0 is inverted: xmin 0.6`), err!.message);
   const classErr = await t.throwsAsync(dataset.read(2), { instanceOf: RecordIOError });
   t.regex(classErr!.message, /object 0 has class 7, but num_classes is 5/);
+});
+
+test('difficult flags of six-wide RecordIO objects reach the ground truth', async (t) => {
+  const dir = await tempDir(t);
+  const image = await encodeRgb(rectangleRgb(8, 8, [], [0, 0, 0], [9, 9, 9]), 8, 8);
+  const objects = [
+    { class: 1, xmin: 0.1, ymin: 0.1, xmax: 0.5, ymax: 0.5, difficult: true },
+    { class: 0, xmin: 0.2, ymin: 0.3, xmax: 0.9, ymax: 0.8, difficult: false },
+  ];
+  const payload = encodeImageRecord({
+    id: 0,
+    image,
+    label: encodeDetectionLabel(objects, { objectWidth: 6 }),
+  });
+  const { url } = await writeRec(dir, 'difficult', [payload]);
+  const sample = await (await open(t, url)).read(0);
+  t.deepEqual(Array.from(sample.gt.classes), [1, 0]);
+  t.deepEqual(Array.from(sample.gt.difficult), [1, 0]);
 });
 
 test('scanning a .rec without .idx skips a record with a bad magic, names its offset and keeps the rest', async (t) => {
