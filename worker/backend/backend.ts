@@ -1,3 +1,4 @@
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { ClusterError, ConfigError, errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
@@ -11,7 +12,7 @@ import {
   type NativeBackendName,
 } from './tensorflow-native.js';
 import { registerWasmTrainingKernels } from './wasm-kernels/register.js';
-import { MAX_WASM_THREADS, withThreadedWasmShims } from './wasm-threads.js';
+import { MAX_WASM_THREADS, unrefPoolThreads, withThreadedWasmShims } from './wasm-threads.js';
 
 /**
  * `--backend auto|tensorflow-gpu|tensorflow|wasm|cpu`: loads the tfjs backend, makes it the active one
@@ -175,7 +176,10 @@ async function loadWasm(threads: number, logger: Logger): Promise<void> {
   if (threads === 1 || tf.findBackend('wasm')) return;
   wasm.setThreadsCount(threads);
   const started = await withThreadedWasmShims(threads, () => tf.setBackend('wasm'));
-  if (started) return;
+  if (started) {
+    unrefPoolThreads(tf.findBackend('wasm') as BackendWasm);
+    return;
+  }
   logger.warn('wasm threaded build failed to start; using one thread', { threads });
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
   wasm.setThreadsCount(1);

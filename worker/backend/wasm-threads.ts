@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 
 /**
@@ -39,4 +40,17 @@ export async function withThreadedWasmShims<T>(threads: number, init: () => Prom
     os.cpus = realCpus;
     URL.createObjectURL = realCreateObjectURL;
   }
+}
+
+/**
+ * Lets the process exit while XNNPACK's pool threads idle. emscripten refs a pthread's Worker for as
+ * long as the pthread runs, and the pool's threads run until the backend is disposed, so without this
+ * a process that never calls Backend.close() would not exit. The main thread waits for the pool
+ * synchronously during each kernel, so unref'd workers still do all their work. Returns how many.
+ */
+export function unrefPoolThreads(backend: BackendWasm): number {
+  const pthreads = (backend.wasm as { PThread?: { runningWorkers?: { unref(): void }[] } }).PThread;
+  const running = pthreads?.runningWorkers ?? [];
+  for (const worker of running) worker.unref();
+  return running.length;
 }

@@ -1,18 +1,21 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
+import { maxPoolGradConfig } from './max-pool-grad.js';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
 
 /**
  * The kernels this project adds to (or replaces on) the wasm backend so SSD models train there:
  * - Conv2DBackpropFilter: missing;
  * - Conv2DBackpropInput: present but ~1 GFLOP/s and without dilation;
+ * - MaxPoolGrad: present but wrong for windows without a positive value (see max-pool-grad.ts);
  * - UnsortedSegmentSum: missing (gradient of gather).
  * Found by test/worker/backend/gradient-probe.test.ts, which differentiates every op the models use.
  */
 export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   conv2DBackpropFilterConfig,
   conv2DBackpropInputConfig,
+  maxPoolGradConfig,
   unsortedSegmentSumConfig,
 ];
 
