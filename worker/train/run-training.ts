@@ -1,0 +1,128 @@
+/**
+ * A whole one-process training run, the body of `ssd-cluster train` (and of `bench learn`):
+ * backend, data sets (with the num_training_samples check), model (seeded, optionally with a
+ * pretrained base), the trainer, then the model artifact. Resources are closed in reverse order of
+ * creation, whatever happens; the tfjs backend stays (tfjs cannot re-create a removed backend).
+ */
+import { performance } from 'node:perf_hooks';
+import type { TrainingSummary } from '../../coordinator/coordinator.js';
+import { checkNumTrainingSamples } from '../../shared/config/compile.js';
+import type { Hyperparameters } from '../../shared/config/hyperparameters.js';
+import { ConfigError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logging.js';
+import type { Storage } from '../../shared/storage/storage.js';
+import { type BackendName, initBackend } from '../backend/backend.js';
+import type { Dataset, OnBadRecord } from '../data/dataset.js';
+import { openDataset } from '../data/open-dataset.js';
+import { createSsdModel, type SsdModel } from '../model/ssd.js';
+import { loadBaseWeights, requirePretrainedBase } from '../model/weights.js';
+import { readDatasetClasses, writeModelArtifact } from './model-artifact.js';
+import { createTrainer } from './trainer.js';
+
+export interface TrainingRunOptions {
+  hp: Readonly<Hyperparameters>;
+  seed: number;
+  train: string;
+  validation?: string;
+  trainAnnotation?: string;
+  validationAnnotation?: string;
+  modelDir: string;
+  modelArchive?: boolean;
+  backend: BackendName;
+  /** XNNPACK threads on wasm (default 1). */
+  threads?: number;
+  pretrainedBase?: string;
+  onBadRecord?: OnBadRecord;
+  storage: Storage;
+  logger: Logger;
+  /** SageMaker metric lines. */
+  metrics: (line: string) => void;
+  host: string;
+  signal: AbortSignal;
+}
+
+/** The JSON line `train` prints: the same summary as a cluster run's (coordinator.ts). */
+export type TrainingRunResult = TrainingSummary;
+
+async function openChannel(
+  o: TrainingRunOptions,
+  url: string,
+  annotations: string | undefined,
+): Promise<Dataset> {
+  return openDataset(url, {
+    storage: o.storage,
+    annotations,
+    numClasses: o.hp.num_classes,
+    onBadRecord: o.onBadRecord,
+    logger: o.logger,
+    signal: o.signal,
+  });
+}
+
+async function createModel(o: TrainingRunOptions): Promise<SsdModel> {
+  const { hp } = o;
+  const baseUrl = requirePretrainedBase(hp, o.pretrainedBase);
+  const model = createSsdModel({
+    baseNetwork: hp.base_network,
+    imageShape: hp.image_shape,
+    numClasses: hp.num_classes,
+    seed: o.seed,
+  });
+  if (baseUrl === undefined) return model;
+  try {
+    const report = await loadBaseWeights(model, baseUrl, o.storage, { signal: o.signal });
+    o.logger.info('pretrained base loaded', {
+      url: report.manifestUrl,
+      loaded: report.loaded.length,
+      skipped: report.skipped.length,
+      unexpected: report.unexpected.length,
+    });
+    return model;
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+}
+
+export async function runTraining(o: TrainingRunOptions): Promise<TrainingRunResult> {
+  const started = performance.now();
+  const backend = await initBackend(o.backend, { logger: o.logger, threads: o.threads });
+  const closers: (() => unknown)[] = [];
+  try {
+    const train = await openChannel(o, o.train, o.trainAnnotation);
+    closers.push(() => train.close());
+    const mismatch = checkNumTrainingSamples(o.hp, train.size);
+    if (mismatch) throw new ConfigError([`${mismatch} (${o.train})`]);
+    const validation = o.validation ? await openChannel(o, o.validation, o.validationAnnotation) : undefined;
+    if (validation) closers.push(() => validation.close());
+    const classes = await readDatasetClasses(o.train, o.hp.num_classes, o.storage, o.signal);
+    const model = await createModel(o);
+    closers.push(() => model.dispose());
+    const trainer = createTrainer({ ...o, tf: backend.tf, model, train, validation });
+    closers.push(() => trainer.close());
+    const summary = await trainer.run(o.signal);
+    await writeModelArtifact({
+      model,
+      hp: o.hp,
+      modelDir: o.modelDir,
+      storage: o.storage,
+      classes,
+      archive: o.modelArchive,
+      mtime: Math.floor(Date.now() / 1000),
+      signal: o.signal,
+    });
+    const seconds = (performance.now() - started) / 1000;
+    const images = summary.progress.imagesTrained;
+    return {
+      images,
+      seconds,
+      imagesPerSecond: seconds > 0 ? images / seconds : 0,
+      workers: 1,
+      epochs: summary.progress.epoch,
+      validationMap: summary.validationMap,
+      modelDir: o.modelDir,
+    };
+  } finally {
+    for (const close of closers.reverse()) await close();
+  }
+}

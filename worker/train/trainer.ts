@@ -1,0 +1,265 @@
+/**
+ * The training loop of ONE process: the reference the cluster must match, built from pieces the
+ * cluster reuses (train step with a reducer hook, sharding plan, schedules, validation rows, SageMaker
+ * log lines, progress updates).
+ *
+ * Order of an epoch (state in TrainingProgress, so run() can start from any saved position):
+ *  1. The plan of the epoch from `position` (coordinator/sharding/plan.ts; one rank, global batch =
+ *     mini_batch_size); a prefetcher decodes the next batches while the step runs.
+ *  2. Each step: lr = learningRateAt(hp, epoch, globalStep) (step decay + warm-up), the train step,
+ *     then the progress moves on (position, globalStep, images). Every `lossLogEvery` steps and at the
+ *     end of the epoch: the running mean cross_entropy and smooth_l1 lines.
+ *  3. End of epoch: the throughput line, validation on the whole validation channel (its mAP line),
+ *     early stopping (afterEpoch), the progress line.
+ * An abort (signal) stops between or inside steps; the progress reached stays in getState().
+ */
+import { performance } from 'node:perf_hooks';
+import type * as tfc from '@tensorflow/tfjs-core';
+import { learningRateAt } from '../../coordinator/schedule/lr.js';
+import { createShardingPlan, type EpochPlan, type ShardingPlan } from '../../coordinator/sharding/plan.js';
+import { freezeLayerRegExp } from '../../shared/config/compile.js';
+import type { Hyperparameters } from '../../shared/config/hyperparameters.js';
+import { ConfigError } from '../../shared/errors.js';
+import { type Logger, noopLogger } from '../../shared/logging.js';
+import type { Dataset, OnBadRecord } from '../data/dataset.js';
+import { createPrefetcher } from '../data/prefetch.js';
+import type { SsdModel } from '../model/ssd.js';
+import { createOptimizer, type Optimizer } from './optimizers.js';
+import {
+  addStepLosses,
+  EMPTY_EPOCH_LOSSES,
+  type EpochLosses,
+  meanLosses,
+  progressLine,
+  throughputLine,
+  trainLossLines,
+  validationMapLine,
+} from './sagemaker-log.js';
+import { createTrainStep, type GradientReducer, type TrainStep } from './step.js';
+import {
+  afterEpoch,
+  afterStep,
+  initialProgress,
+  type TrainerState,
+  type TrainingProgress,
+} from './trainer-state.js';
+import { detectOptionsOf, detectSamples, mapFromRows } from './validation.js';
+
+export interface TrainerOptions {
+  tf: typeof tfc;
+  /** Initialised (seeded, or with its pretrained base loaded); the trainer updates it in place. */
+  model: SsdModel;
+  hp: Readonly<Hyperparameters>;
+  /** Drives the sample order and augmentation. */
+  seed: number;
+  train: Dataset;
+  validation?: Dataset;
+  logger?: Logger;
+  /** Receives each SageMaker metric line (sagemaker-log.ts). */
+  metrics?: (line: string) => void;
+  /** host= in the metric lines. */
+  host: string;
+  reducer?: GradientReducer;
+  onBadRecord?: OnBadRecord;
+  /** Batches decoded ahead (default 2). */
+  prefetchDepth?: number;
+  /** Loss lines every this many steps (default 10), and always at the end of an epoch. */
+  lossLogEvery?: number;
+}
+
+export interface TrainSummary {
+  progress: TrainingProgress;
+  /** Seconds spent in run(), validation included. */
+  seconds: number;
+  /** mAP of the last validation, null without a validation channel. */
+  validationMap: number | null;
+}
+
+export interface Trainer {
+  readonly optimizer: Optimizer;
+  readonly step: TrainStep;
+  readonly plan: ShardingPlan;
+  readonly progress: TrainingProgress;
+  run(signal: AbortSignal): Promise<TrainSummary>;
+  getState(): Promise<TrainerState>;
+  setState(state: TrainerState): void;
+  /** Frees the optimizer's slots (not the model, which the caller owns). Idempotent. */
+  close(): Promise<void>;
+}
+
+function checkOptions(o: TrainerOptions): void {
+  if (o.hp.early_stopping && !o.validation) {
+    throw new ConfigError(['early_stopping: needs a validation channel (--validation) to measure mAP on']);
+  }
+}
+
+export function createTrainer(options: TrainerOptions): Trainer {
+  checkOptions(options);
+  const { tf, model, hp, train } = options;
+  const logger = options.logger ?? noopLogger;
+  const metrics = options.metrics ?? (() => {});
+  const optimizer = createOptimizer(tf, hp);
+  const step = createTrainStep({
+    tf,
+    model,
+    optimizer,
+    trainableNames: model.trainableNames(freezeLayerRegExp(hp)),
+    reducer: options.reducer,
+    clipGradientNorm: hp.clip_gradient_norm,
+  });
+  const plan = createShardingPlan({
+    numSamples: train.size,
+    worldSize: 1,
+    perWorkerBatch: hp.mini_batch_size,
+    seed: options.seed,
+  });
+  let progress = initialProgress(options.seed);
+  let closed = false;
+
+  const trainEpoch = async (epochPlan: EpochPlan, signal: AbortSignal) => {
+    const steps = Array.from({ length: epochPlan.steps }, (_, k) => Array.from(epochPlan.stepSamples(k)));
+    const prefetcher = createPrefetcher(train, steps, {
+      imageShape: hp.image_shape,
+      train: true,
+      seed: options.seed,
+      epoch: epochPlan.epoch,
+      signal,
+      onBadRecord: options.onBadRecord,
+      logger,
+      depth: options.prefetchDepth,
+    });
+    const started = performance.now();
+    let losses: EpochLosses = EMPTY_EPOCH_LOSSES;
+    let images = 0;
+    try {
+      for (let k = 0; k < steps.length; k++) {
+        const batch = (await prefetcher.next())!;
+        const lr = learningRateAt(hp, epochPlan.epoch, progress.globalStep);
+        const result = await step.step(batch, { lr, signal });
+        progress = afterStep(
+          progress,
+          epochPlan.positionAfter(k + 1),
+          batch.indices.length,
+          batch.skipped.length,
+        );
+        images += batch.indices.length;
+        losses = addStepLosses(losses, result.clsLoss, result.locLoss);
+        logger.debug('train step', { epoch: epochPlan.epoch, step: k, lr, ...result });
+        const last = k === steps.length - 1;
+        if (last || (k + 1) % (options.lossLogEvery ?? 10) === 0) {
+          for (const line of trainLossLines(options.host, epochPlan.epoch, k, meanLosses(losses)))
+            metrics(line);
+        }
+      }
+    } finally {
+      await prefetcher.close();
+    }
+    return { images, seconds: (performance.now() - started) / 1000, losses };
+  };
+
+  const validate = async (epoch: number, signal: AbortSignal): Promise<number | null> => {
+    const dataset = options.validation;
+    if (!dataset) return null;
+    const rows = await detectSamples({
+      tf,
+      model,
+      dataset,
+      indices: Array.from({ length: dataset.size }, (_, i) => i),
+      batchSize: hp.mini_batch_size,
+      detect: detectOptionsOf(hp),
+      signal,
+      seed: options.seed,
+      onBadRecord: options.onBadRecord,
+      logger,
+    });
+    const result = mapFromRows([rows], { iouThreshold: hp.overlap_threshold });
+    // No class with ground truth at all (an empty or all-difficult validation set): count it as 0.
+    const map = Number.isNaN(result.map) ? 0 : result.map;
+    if (Number.isNaN(result.map)) logger.warn('validation has no ground truth; mAP counted as 0', { epoch });
+    metrics(validationMapLine(options.host, epoch, map));
+    return map;
+  };
+
+  const runEpoch = async (signal: AbortSignal) => {
+    const epoch = progress.epoch;
+    const trained = await trainEpoch(plan.planFromPosition(epoch, progress.position), signal);
+    const throughput = trained.seconds > 0 ? trained.images / trained.seconds : 0;
+    metrics(throughputLine(options.host, throughput));
+    const map = await validate(epoch, signal);
+    progress = afterEpoch(progress, map, hp);
+    metrics(progressLine(options.host, progress.epoch, hp.epochs));
+    logger.info('epoch done', {
+      epoch,
+      images: trained.images,
+      seconds: trained.seconds,
+      ...meanLosses(trained.losses),
+      validationMap: map,
+      stop: progress.finished,
+    });
+  };
+
+  return {
+    optimizer,
+    step,
+    plan,
+    get progress() {
+      return progress;
+    },
+    async run(signal) {
+      const started = performance.now();
+      while (!progress.finished) {
+        signal.throwIfAborted();
+        await runEpoch(signal);
+      }
+      const maps = progress.validationMaps;
+      return {
+        progress,
+        seconds: (performance.now() - started) / 1000,
+        validationMap: maps.length > 0 ? maps[maps.length - 1]! : null,
+      };
+    },
+    async getState() {
+      const weights = new Map<string, { shape: number[]; values: Float32Array }>();
+      for (const [name, v] of model.variables) {
+        weights.set(name, { shape: [...v.shape], values: (await v.data()) as Float32Array });
+      }
+      return { progress, weights, optimizer: await optimizer.getState() };
+    },
+    setState(state) {
+      if (state.progress.seed !== options.seed) {
+        throw new ConfigError([
+          `--seed: is ${options.seed} but the saved training state was made with seed ${state.progress.seed}`,
+        ]);
+      }
+      restoreWeights(tf, model, state.weights);
+      optimizer.setState(state.optimizer);
+      // A run resumed with more epochs than it was saved with continues past its old end.
+      const finished = state.progress.stoppedEarly || state.progress.epoch >= hp.epochs;
+      progress = Object.freeze({ ...state.progress, finished });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      optimizer.dispose();
+    },
+  };
+}
+
+/** Assigns every variable from `weights`; names and shapes must match the model exactly. */
+function restoreWeights(tf: typeof tfc, model: SsdModel, weights: TrainerState['weights']): void {
+  const problems: string[] = [];
+  for (const [name, v] of model.variables) {
+    const w = weights.get(name);
+    if (!w) problems.push(`${name}: missing`);
+    else if (w.shape.join('x') !== v.shape.join('x')) problems.push(`${name}: [${w.shape}] vs [${v.shape}]`);
+  }
+  for (const name of weights.keys())
+    if (!model.variables.has(name)) problems.push(`${name}: not in the model`);
+  if (problems.length > 0) throw new ConfigError(problems.map((p) => `trainer state: weight ${p}`));
+  tf.tidy(() => {
+    for (const [name, v] of model.variables) {
+      const w = weights.get(name)!;
+      v.assign(tf.tensor(w.values, w.shape, 'float32'));
+    }
+  });
+}
