@@ -25,7 +25,7 @@ Options:
 BatchNorm statistics and frozen BatchNorm affines (freeze_layer_pattern is not applied).
 `;
 
-function parseBaseNetwork(value: string | undefined): BaseNetwork {
+export function parseBaseNetwork(value: string | undefined): BaseNetwork {
   const name = value ?? 'vgg-16';
   if (!BASE_NETWORKS.includes(name as BaseNetwork)) {
     throw new UsageError(`--base-network: expected one of ${BASE_NETWORKS.join(', ')}, got '${name}'`);
