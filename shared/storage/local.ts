@@ -23,14 +23,23 @@ import {
 export interface LocalStorageOptions {
   /** readStream chunk size (highWaterMark); default 8 MiB, so a sequential scan makes few syscalls. */
   chunkBytes?: number;
+  /**
+   * Size of each of the two read buffers readStream reuses when asked for `reuseBuffers`; default
+   * 2 MiB. Each chunk costs a fixed ~40 us (generator, promise, thread-pool read) on top of the copy:
+   * a RecordIO scan of a 1.1 GB file took ~0.31 CPU-s with 256 KiB buffers, ~0.15 with 1 MiB and
+   * ~0.13 with 2 or 4 MiB (8 MiB: ~0.15; fresh 8 MiB chunks: ~0.33), on a shared 2-core EPYC.
+   */
+  reusedChunkBytes?: number;
 }
 
 export const TEMP_MARKER = '.ssd-cluster-tmp-';
 const DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024;
+const DEFAULT_REUSED_CHUNK_BYTES = 2 * 1024 * 1024;
 let tempCounter = 0;
 
 export function createLocalStorage(options: LocalStorageOptions = {}): Storage {
   const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  const reusedChunkBytes = options.reusedChunkBytes ?? DEFAULT_REUSED_CHUNK_BYTES;
   let closed = false;
 
   function begin(url: string, signal: AbortSignal | undefined): void {
@@ -50,11 +59,12 @@ export function createLocalStorage(options: LocalStorageOptions = {}): Storage {
       }
     },
 
-    async *readStream(url, { range, signal }: ReadOptions = {}) {
+    async *readStream(url, { range, signal, reuseBuffers }: ReadOptions = {}) {
       begin(url, signal);
       checkRange(url, range);
       // createReadStream's `end` is inclusive and cannot express an empty range.
       if (range && range.end === range.start) return void (await statFile(url, signal));
+      if (reuseBuffers) return yield* readStreamReusing(url, range, reusedChunkBytes, signal);
       const stream = createReadStream(url, {
         start: range?.start,
         end: range ? range.end - 1 : undefined,
@@ -144,6 +154,49 @@ async function readRange(url: string, range: ByteRange, signal: AbortSignal | un
     return buffer.subarray(0, filled);
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * readStream with `reuseBuffers`: positioned reads into two buffers in turn, one read ahead, so the
+ * kernel copies chunk k+1 (on libuv's thread pool) while the consumer works on chunk k.
+ * Ordering: chunk k is yielded only after read k+1 has been started into the other buffer; read k+2
+ * (into chunk k's buffer) starts only once the consumer asks for chunk k+1, when k stops being valid.
+ * Reads never overlap each other, so each starts where the previous one actually ended.
+ */
+async function* readStreamReusing(
+  url: string,
+  range: ByteRange | undefined,
+  chunkBytes: number,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<Buffer> {
+  const buffers = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)] as const;
+  const end = range?.end ?? Number.POSITIVE_INFINITY;
+  let position = range?.start ?? 0;
+  let handle: FileHandle | undefined;
+  let pending: Promise<Buffer> | undefined;
+  const readInto = async (buffer: Buffer): Promise<Buffer> => {
+    const length = Math.min(buffer.length, end - position);
+    const { bytesRead } = length > 0 ? await handle!.read(buffer, 0, length, position) : { bytesRead: 0 };
+    position += bytesRead;
+    return buffer.subarray(0, bytesRead);
+  };
+  try {
+    handle = await fs.open(url, 'r');
+    for (let k = 0; ; k++) {
+      signal?.throwIfAborted();
+      const chunk = await (pending ?? readInto(buffers[0]));
+      pending = undefined;
+      if (chunk.length === 0) return;
+      pending = readInto(buffers[(k + 1) % 2]!);
+      pending.catch(() => {}); // handled: a failed read-ahead is thrown when awaited, never unhandled
+      yield chunk;
+    }
+  } catch (err) {
+    throw toStorageError(url, 'read', err, signal);
+  } finally {
+    await pending?.catch(() => {}); // never close the file under a read in flight
+    await handle?.close();
   }
 }
 

@@ -27,6 +27,13 @@ export interface ObjectInfo {
 export interface ReadOptions {
   range?: ByteRange;
   signal?: AbortSignal;
+  /**
+   * readStream only (default false): the implementation may yield views of a few read buffers that it
+   * reuses, so a long sequential scan does not allocate (and page-fault in) fresh memory per chunk.
+   * Each chunk is then only valid until the next one is requested: copy whatever you keep. An
+   * implementation without such a mode (S3, memory) ignores the flag and yields fresh chunks.
+   */
+  reuseBuffers?: boolean;
 }
 
 export interface WriteOptions {

@@ -39,6 +39,20 @@ const backends: Backend[] = [
     },
   },
   {
+    // The same local storage with every readStream asking for reused buffers (1 MiB, two of them).
+    // collectChunks copies each chunk before asking for the next, as that mode requires.
+    name: 'local (reuseBuffers)',
+    async open(t) {
+      const dir = await tempDir(t, 'storage-contract-');
+      const local = createLocalStorage({ reusedChunkBytes: MiB });
+      const storage: Storage = {
+        ...local,
+        readStream: (url, options) => local.readStream(url, { ...options, reuseBuffers: true }),
+      };
+      return { storage, base: `${dir}/` };
+    },
+  },
+  {
     name: 'memory',
     async open() {
       return { storage: createMemoryStorage(), base: `s3://memory/t${++folderCounter}/` };

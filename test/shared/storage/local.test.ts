@@ -3,7 +3,9 @@ import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { deferred } from '../../../shared/abort.js';
 import { isClusterError } from '../../../shared/errors.js';
+import { createRng, RNG_STREAM } from '../../../shared/random.js';
 import { createLocalStorage, TEMP_MARKER } from '../../../shared/storage/local.js';
+import type { ByteRange } from '../../../shared/storage/storage.js';
 import { collectChunks, inChunks, randomBytes, tempDir } from './fixtures.js';
 
 const MiB = 1024 * 1024;
@@ -96,6 +98,63 @@ test('local readStream uses 8 MiB chunks by default', async (t) => {
   await fs.writeFile(url, randomBytes(17 * MiB));
   const sizes = (await collectChunks(storage.readStream(url))).map((chunk) => chunk.length);
   t.deepEqual(sizes, [8 * MiB, 8 * MiB, MiB]);
+});
+
+test('local readStream with reuseBuffers yields the same bytes as fresh chunks over random ranges', async (t) => {
+  const dir = await tempDir(t, 'local-storage-');
+  // Chunk sizes that do not divide each other or the file, so chunk edges fall everywhere.
+  const storage = openStorage(t, { chunkBytes: 65_537, reusedChunkBytes: 10_007 });
+  const url = path.join(dir, 'data.rec');
+  const bytes = randomBytes(MiB + 13);
+  await fs.writeFile(url, bytes);
+  const rng = createRng(7, RNG_STREAM.test, bytes.length);
+  const ranges: (ByteRange | undefined)[] = [
+    undefined,
+    { start: 0, end: 5 },
+    { start: bytes.length, end: bytes.length + 9 },
+  ];
+  for (let i = 0; i < 20; i++) {
+    const start = rng.int(bytes.length + 2);
+    ranges.push({ start, end: start + rng.int(bytes.length / 2) });
+  }
+  for (const range of ranges) {
+    const fresh = Buffer.concat(await collectChunks(storage.readStream(url, { range })));
+    const reused = Buffer.concat(await collectChunks(storage.readStream(url, { range, reuseBuffers: true })));
+    const what = range ? `[${range.start}, ${range.end})` : 'whole file';
+    t.true(fresh.equals(bytes.subarray(range?.start, range?.end)), what);
+    t.true(reused.equals(fresh), what);
+  }
+});
+
+test('local readStream with reuseBuffers alternates between two buffers of reusedChunkBytes', async (t) => {
+  const dir = await tempDir(t, 'local-storage-');
+  const storage = openStorage(t, { reusedChunkBytes: 64 * 1024 });
+  const url = path.join(dir, 'data.rec');
+  await fs.writeFile(url, randomBytes(5 * 64 * 1024 + 100));
+  const chunks: Buffer[] = [];
+  for await (const chunk of storage.readStream(url, { reuseBuffers: true })) chunks.push(chunk);
+  t.deepEqual(
+    chunks.map((chunk) => chunk.length),
+    [...Array(5).fill(64 * 1024), 100],
+  );
+  const memory = chunks.map((chunk) => chunk.buffer);
+  t.is(new Set(memory).size, 2, 'two buffers in all');
+  t.true(
+    memory.every((buffer, k) => buffer === memory[k % 2]),
+    'used in turn',
+  );
+});
+
+test('local readStream with reuseBuffers names a missing file and a folder', async (t) => {
+  const dir = await tempDir(t, 'local-storage-');
+  const storage = openStorage(t);
+  const missing = path.join(dir, 'missing.rec');
+  const gone = await t.throwsAsync(collectChunks(storage.readStream(missing, { reuseBuffers: true })));
+  t.true(isClusterError(gone, 'NOT_FOUND'));
+  t.is(gone.message, `${missing}: read failed: no such file`);
+  const folder = await t.throwsAsync(collectChunks(storage.readStream(dir, { reuseBuffers: true })));
+  t.true(isClusterError(folder, 'STORAGE'));
+  t.is(folder.message, `${dir}: read failed: is a directory`);
 });
 
 test('local list returns URLs in the form of a relative prefix', async (t) => {
