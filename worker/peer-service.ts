@@ -1,4 +1,9 @@
-import { Metadata, type ServerWritableStream, type ServiceDefinition } from '@grpc/grpc-js';
+import {
+  Metadata,
+  type MethodDefinition,
+  type ServerWritableStream,
+  type ServiceDefinition,
+} from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import { deferred, raceAbort } from '../shared/abort.js';
 import { ClusterError, errorMessage } from '../shared/errors.js';
@@ -6,7 +11,10 @@ import { type Logger, noopLogger } from '../shared/logging.js';
 import { addHealthAndReflection, type HealthReporter } from '../shared/rpc/health.js';
 import { loadProto } from '../shared/rpc/proto.js';
 import { callSignal, failStream, RpcServer, unaryHandler } from '../shared/rpc/server.js';
+import { decodeChunk, encodeChunk, type WireChunk } from './allreduce/chunk-codec.js';
 import type { ChunkDtype, ChunkMsg } from './allreduce/transport.js';
+
+export type { WireChunk };
 
 /**
  * The worker's peer endpoint (proto/peer.proto): decodes requests, hands them to a PeerHandler
@@ -14,9 +22,26 @@ import type { ChunkDtype, ChunkMsg } from './allreduce/transport.js';
  */
 export const PEER_SERVICE_NAME = 'ssdcluster.peer.v1.Peer';
 
+/**
+ * peer.proto as grpc-js sees it, with the hot method's Chunk responses (de)serialised by
+ * chunk-codec.ts instead of proto-loader (same wire format; see there why).
+ */
 export function peerProto(): { packageDefinition: PackageDefinition; service: ServiceDefinition } {
+  cached ??= buildPeerProto();
+  return cached;
+}
+
+let cached: { packageDefinition: PackageDefinition; service: ServiceDefinition } | undefined;
+
+function buildPeerProto() {
   const proto = loadProto('peer.proto');
-  return { packageDefinition: proto.packageDefinition, service: proto.service(PEER_SERVICE_NAME) };
+  const generic = proto.service(PEER_SERVICE_NAME);
+  const openRing: MethodDefinition<OpenRingRequest, WireChunk> = {
+    ...(generic.OpenRing as MethodDefinition<OpenRingRequest, WireChunk>),
+    responseSerialize: encodeChunk,
+    responseDeserialize: decodeChunk,
+  };
+  return { packageDefinition: proto.packageDefinition, service: { ...generic, OpenRing: openRing } };
 }
 
 export interface PingRequest {
@@ -33,18 +58,7 @@ export interface OpenRingRequest {
   fromRank: number;
   layoutHash: string;
 }
-type WireDtype = 'DTYPE_F32' | 'DTYPE_F16';
-/** A Chunk as proto-loader encodes and decodes it (see PROTO_LOADER_OPTIONS). */
-export interface WireChunk {
-  generation: number;
-  round: number;
-  step: number;
-  bucket: number;
-  chunk: number;
-  offset: number;
-  dtype: WireDtype;
-  data: Uint8Array;
-}
+type WireDtype = WireChunk['dtype'];
 
 const TO_WIRE: Record<ChunkDtype, WireDtype> = { f32: 'DTYPE_F32', f16: 'DTYPE_F16' };
 const FROM_WIRE: Record<string, ChunkDtype> = { DTYPE_F32: 'f32', DTYPE_F16: 'f16' };
