@@ -25,6 +25,11 @@ export interface ScanInput {
   range?: ByteRange;
   signal?: AbortSignal;
   maxRecordBytes?: number;
+  /**
+   * Read through the storage's reused buffers (ReadOptions.reuseBuffers). A record's payload may then
+   * be a view of such a buffer: each record is only valid until the next one is requested.
+   */
+  reuseBuffers?: boolean;
 }
 
 /** Records whose offset lies in `range` (default: the whole file), in file order. */
@@ -39,7 +44,8 @@ export async function* scanRecords(input: ScanInput): AsyncGenerator<DecodedReco
     const windowEnd = pos < end ? end : Math.min(input.sizeBytes, pos + scan.tailBytesWanted());
     const range = { start: pos, end: windowEnd };
     let received = 0;
-    for await (const chunk of input.storage.readStream(input.url, { range, signal: input.signal })) {
+    const { signal, reuseBuffers } = input;
+    for await (const chunk of input.storage.readStream(input.url, { range, signal, reuseBuffers })) {
       received += chunk.length;
       const { records, error } = scan.push(chunk);
       yield* records;

@@ -24,6 +24,12 @@ export interface ScanOptions {
   /** Yield exactly the records whose first byte lies in [start, end). */
   range?: ByteRange;
   signal?: AbortSignal;
+  /**
+   * Faster sequential scans (local files): read through a few reused buffers instead of a fresh one per
+   * chunk. Payloads may then be views of those buffers, so each record is only valid until the next one
+   * is requested: copy a payload you keep. Default false.
+   */
+  reuseBuffers?: boolean;
 }
 
 export interface RecordIOSource {
@@ -110,6 +116,7 @@ class StorageRecordIOSource implements RecordIOSource {
       maxRecordBytes,
       range: options.range,
       signal: options.signal,
+      reuseBuffers: options.reuseBuffers,
     });
   }
 

@@ -5,7 +5,7 @@ import { ClusterError, RecordIOError } from '../../../shared/errors.js';
 import { createRng, RNG_STREAM } from '../../../shared/random.js';
 import type { DecodedRecord } from '../../../shared/recordio/decoder.js';
 import { parseImageRecord } from '../../../shared/recordio/image-record.js';
-import { openRecordIO, type RecordIOSource } from '../../../shared/recordio/reader.js';
+import { openRecordIO, type RecordIOSource, type ScanOptions } from '../../../shared/recordio/reader.js';
 import { encodeRecord } from '../../../shared/recordio/record.js';
 import { createLocalStorage } from '../../../shared/storage/local.js';
 import { createMemoryStorage } from '../../../shared/storage/memory.js';
@@ -18,7 +18,7 @@ type Teardown = { teardown(fn: () => Promise<void>): void };
 
 async function collect(records: AsyncIterable<DecodedRecord>): Promise<DecodedRecord[]> {
   const out: DecodedRecord[] = [];
-  for await (const r of records) out.push(r);
+  for await (const r of records) out.push({ offset: r.offset, payload: Buffer.from(r.payload) });
   return out;
 }
 
@@ -134,16 +134,23 @@ function randomRanges(seed: number, size: number): ByteRange[] {
 test('byte-range scans over random split points partition the file: every record exactly once', async (t) => {
   const file = syntheticFile(21, 150, 600);
   const dir = await tempDir(t);
-  const storages: [string, Storage, string][] = [
-    ['memory (chunks of 97 bytes)', createMemoryStorage({ chunkBytes: 97 }), 'mem/data.rec'],
-    ['local (chunks of 4 KiB)', createLocalStorage({ chunkBytes: 4096 }), path.join(dir, 'data.rec')],
+  const storages: [string, Storage, string, ScanOptions][] = [
+    ['memory (chunks of 97 bytes)', createMemoryStorage({ chunkBytes: 97 }), 'mem/data.rec', {}],
+    ['local (chunks of 4 KiB)', createLocalStorage({ chunkBytes: 4096 }), path.join(dir, 'data.rec'), {}],
+    [
+      'local (two reused buffers of 4 KiB + 12)',
+      createLocalStorage({ reusedChunkBytes: 4108 }),
+      path.join(dir, 'reused.rec'),
+      { reuseBuffers: true },
+    ],
   ];
-  for (const [name, storage, url] of storages) {
+  for (const [name, storage, url, options] of storages) {
     await storage.write(url, file.bytes);
     const source = await open(t, url, storage);
     for (let trial = 0; trial < 12; trial++) {
       const ranges = randomRanges(trial, file.bytes.length);
-      const parts = await Promise.all(ranges.map((range) => collect(source.scan({ range }))));
+      // collect copies each payload before asking for the next record, as reuseBuffers requires.
+      const parts = await Promise.all(ranges.map((range) => collect(source.scan({ range, ...options }))));
       for (const [i, records] of parts.entries()) {
         const inside = records.every((r) => r.offset >= ranges[i]!.start && r.offset < ranges[i]!.end);
         t.true(inside, `${name}: range ${i} stays inside its bounds`);
