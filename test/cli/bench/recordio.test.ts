@@ -20,9 +20,24 @@ test('bench recordio --json prints one object counting the records, labels and b
     'megabytesPerSecond',
     'catSeconds',
     'catMegabytesPerSecond',
+    'scanToCatRatio',
+    'readSeconds',
+    'freshScanSeconds',
+    'freshScanMegabytesPerSecond',
+    'decodeSeconds',
   ]) {
     t.true(Number.isFinite(result[key]) && result[key] > 0, `${key} = ${result[key]}`);
   }
+});
+
+test('bench recordio prints a one-line summary that names the scan, cat and fresh-chunk figures', async (t) => {
+  const { code, stdout } = await bench([DOG_REC]);
+  t.is(code, 0);
+  t.true(stdout.startsWith(`${DOG_REC}: 4 records, 0.7 MB; `), stdout);
+  t.regex(
+    stdout,
+    /; scan [\d.e+]+ MB\/s, cat [\d.e+]+ MB\/s \(scan takes [\d.e+]+x as long\), fs reads [\d.e+]+ MB\/s, scan with fresh chunks [\d.e+]+ MB\/s, decoder alone [\d.e+]+ MB\/s\n$/,
+  );
 });
 
 test('bench recordio fails on a missing source and asks for exactly one SOURCE', async (t) => {
@@ -43,6 +58,7 @@ test('bench recordio reads an s3:// source through --s3-endpoint, with no decode
     source: url,
     records: 4,
     bytes: DOG.sizeBytes,
+    readSeconds: null,
     decodeSeconds: null,
     objects: 12,
   });
