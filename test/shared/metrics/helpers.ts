@@ -10,22 +10,27 @@ export interface PromtoolResult {
   output: string;
 }
 
-/** Runs `promtool check metrics` on a text exposition; throws when promtool is missing. */
-export function promtoolCheckMetrics(text: string): Promise<PromtoolResult> {
+/** Runs promtool with `args` and `stdin`; throws when promtool is missing. */
+export function runPromtool(args: string[], stdin = ''): Promise<PromtoolResult> {
   if (!existsSync(PROMTOOL)) {
     throw new Error(
       `${PROMTOOL} not found: install Debian's prometheus package (apt-get install prometheus), as .ci/run does`,
     );
   }
   return new Promise((resolve, reject) => {
-    const child = spawn(PROMTOOL, ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(PROMTOOL, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (b: Buffer) => (output += b.toString()));
     child.stderr.on('data', (b: Buffer) => (output += b.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, output }));
-    child.stdin.end(text);
+    child.stdin.end(stdin);
   });
+}
+
+/** `promtool check metrics` on a text exposition: exit 0 and no output when it is clean. */
+export function promtoolCheckMetrics(text: string): Promise<PromtoolResult> {
+  return runPromtool(['check', 'metrics'], text);
 }
 
 /** The value of the first series of `name` whose labels include the given ones. */
