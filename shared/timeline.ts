@@ -18,6 +18,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ClusterError, StorageError } from './errors.js';
+import { type PhaseSeconds, STEP_PHASES } from './metrics/step-window.js';
 
 export const TIMELINE_LANES = [
   'step',
@@ -202,12 +203,17 @@ export interface TimelineOptions {
   path?: string;
   /** Events kept at most (default 1 000 000); later ones are counted, not kept. */
   maxEvents?: number;
-  /** Wall-clock milliseconds (default performance.timeOrigin + performance.now()). */
+  /** Wall-clock milliseconds (default timelineNowMs). */
   now?: () => number;
 }
 
+/** Wall-clock milliseconds with sub-millisecond precision: the time base of every timeline. */
+export function timelineNowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 export function createTimeline(o: TimelineOptions): Timeline {
-  const now = o.now ?? (() => performance.timeOrigin + performance.now());
+  const now = o.now ?? timelineNowMs;
   const maxEvents = o.maxEvents ?? 1_000_000;
   const events: TraceEvent[] = [];
   let dropped = 0;
@@ -231,4 +237,23 @@ export function createTimeline(o: TimelineOptions): Timeline {
     [Symbol.asyncDispose]: () => timeline.close(),
   };
   return timeline;
+}
+
+/**
+ * Records one training step as the worker loop measured it: a `step` span and its phases laid out
+ * back to back in the order the step runs them (data, compute, allreduce, update), ending at `endMs`.
+ */
+export function recordStepPhases(
+  timeline: Pick<Timeline, 'span'>,
+  step: { globalStep: number; endMs: number; phases: PhaseSeconds; args?: Record<string, unknown> },
+): void {
+  const totalMs = STEP_PHASES.reduce((sum, phase) => sum + 1000 * step.phases[phase], 0);
+  const args = { step: step.globalStep, ...step.args };
+  let atMs = step.endMs - totalMs;
+  timeline.span('step', `step ${step.globalStep}`, atMs, totalMs, args);
+  for (const phase of STEP_PHASES) {
+    const ms = 1000 * step.phases[phase];
+    timeline.span(phase, phase, atMs, ms, args);
+    atMs += ms;
+  }
 }

@@ -11,6 +11,7 @@ import {
   mergeTraceFiles,
   parseTrace,
   readTraceFile,
+  recordStepPhases,
   TIMELINE_LANES,
   type TraceEvent,
 } from '../../shared/timeline.js';
@@ -155,4 +156,28 @@ test('readTraceFile reports a missing file as NOT_FOUND and writing under a file
   const err = await t.throwsAsync(timeline.close());
   t.true(isClusterError(err, 'STORAGE'));
   t.regex(err!.message, /file\/trace\.json: writing the timeline failed/);
+});
+
+test('recordStepPhases lays the phases out back to back under a step span that ends at endMs', (t) => {
+  const timeline = createTimeline({ rank: 3 });
+  const phases = { data: 0.004, compute: 0.02, allreduce: 0.008, update: 0.002 };
+  recordStepPhases(timeline, { globalStep: 7, endMs: 10_000, phases, args: { epoch: 1 } });
+  const events = complete(timeline.trace());
+  const step = events.find((e) => e.cat === 'step')!;
+  t.is(step.name, 'step 7');
+  t.is(step.ts, (10_000 - 34) * 1000);
+  t.is(step.dur, 34_000);
+  const parts = events.filter((e) => e.cat !== 'step');
+  t.deepEqual(
+    parts.map((e) => [e.name, e.dur]),
+    [
+      ['data', 4000],
+      ['compute', 20_000],
+      ['allreduce', 8000],
+      ['update', 2000],
+    ],
+  );
+  t.true(parts.every((e, i) => i === 0 || e.ts === parts[i - 1]!.ts + parts[i - 1]!.dur!));
+  t.is(parts.at(-1)!.ts + parts.at(-1)!.dur!, 10_000_000);
+  t.deepEqual(parts[1]!.args, { step: 7, epoch: 1 });
 });
