@@ -242,7 +242,9 @@ export class Coordinator {
       acc.addGroundTruthRows(p.groundTruth);
       acc.addDetectionRows(p.detections);
     }
-    return acc.compute().map;
+    // As one process does (worker/train/trainer.ts): no class with ground truth counts as mAP 0.
+    const { map } = acc.compute();
+    return Number.isNaN(map) ? 0 : map;
   }
 
   private applyMembership(t: ms.Transition): void {

@@ -16,7 +16,12 @@
 import { performance } from 'node:perf_hooks';
 import type * as tfc from '@tensorflow/tfjs-core';
 import { learningRateAt } from '../../coordinator/schedule/lr.js';
-import { createShardingPlan, type EpochPlan, type ShardingPlan } from '../../coordinator/sharding/plan.js';
+import {
+  createShardingPlan,
+  type EpochPlan,
+  type ShardingPlan,
+  validationShard,
+} from '../../coordinator/sharding/plan.js';
 import { freezeLayerRegExp } from '../../shared/config/compile.js';
 import type { Hyperparameters } from '../../shared/config/hyperparameters.js';
 import { ConfigError } from '../../shared/errors.js';
@@ -35,7 +40,7 @@ import {
   trainLossLines,
   validationMapLine,
 } from './sagemaker-log.js';
-import { createTrainStep, type GradientReducer, type TrainStep } from './step.js';
+import { createTrainStep, type GradientReducer, type StepResult, type TrainStep } from './step.js';
 import {
   afterEpoch,
   afterStep,
@@ -43,7 +48,7 @@ import {
   type TrainerState,
   type TrainingProgress,
 } from './trainer-state.js';
-import { detectOptionsOf, detectSamples, mapFromRows } from './validation.js';
+import { detectOptionsOf, detectSamples, mapFromRows, type ValidationRows } from './validation.js';
 
 export interface TrainerOptions {
   tf: typeof tfc;
@@ -67,12 +72,44 @@ export interface TrainerOptions {
   lossLogEvery?: number;
 }
 
+/** What one step did, as the cluster reports it to the coordinator. */
+export interface StepInfo {
+  progress: TrainingProgress;
+  result: StepResult;
+  images: number;
+  skipped: number;
+  lr: number;
+  dataSeconds: number;
+}
+
+/** The epoch's outcome: the combined validation mAP (null without validation) and whether to stop. */
+export interface EpochDecision {
+  validationMap: number | null;
+  stop: boolean;
+}
+
+/**
+ * How this trainer takes part in a data-parallel job (the cluster worker supplies it; one process
+ * needs none). Rank r of N trains slice r of every global batch (coordinator/sharding/plan.ts) and
+ * validates shard r of the validation set; the collective decides the epoch from every rank's rows.
+ */
+export interface Collective {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** After each step; resolving false stops run() at this step boundary (a new generation, the job ended). */
+  afterStep(info: StepInfo): Promise<boolean>;
+  /** This rank's validation rows (null without a validation channel) -> the epoch's decision. */
+  decideEpoch(epoch: number, rows: ValidationRows | null, progress: TrainingProgress): Promise<EpochDecision>;
+}
+
 export interface TrainSummary {
   progress: TrainingProgress;
   /** Seconds spent in run(), validation included. */
   seconds: number;
   /** mAP of the last validation, null without a validation channel. */
   validationMap: number | null;
+  /** The collective stopped the run at a step boundary before the job was finished. */
+  interrupted: boolean;
 }
 
 export interface Trainer {
@@ -80,7 +117,8 @@ export interface Trainer {
   readonly step: TrainStep;
   readonly plan: ShardingPlan;
   readonly progress: TrainingProgress;
-  run(signal: AbortSignal): Promise<TrainSummary>;
+  /** Trains from the current progress until finished, or until the collective stops it. */
+  run(signal: AbortSignal, collective?: Collective): Promise<TrainSummary>;
   getState(): Promise<TrainerState>;
   setState(state: TrainerState): void;
   /** Frees the optimizer's slots (not the model, which the caller owns). Idempotent. */
@@ -116,8 +154,24 @@ export function createTrainer(options: TrainerOptions): Trainer {
   let progress = initialProgress(options.seed);
   let closed = false;
 
-  const trainEpoch = async (epochPlan: EpochPlan, signal: AbortSignal) => {
-    const steps = Array.from({ length: epochPlan.steps }, (_, k) => Array.from(epochPlan.stepSamples(k)));
+  const SOLO: Collective = {
+    rank: 0,
+    worldSize: 1,
+    afterStep: async () => true,
+    decideEpoch: async (epoch, rows) => {
+      if (!rows) return { validationMap: null, stop: false };
+      const result = mapFromRows([rows], { iouThreshold: hp.overlap_threshold });
+      // No class with ground truth at all (an empty or all-difficult validation set): count it as 0.
+      if (Number.isNaN(result.map))
+        logger.warn('validation has no ground truth; mAP counted as 0', { epoch });
+      return { validationMap: Number.isNaN(result.map) ? 0 : result.map, stop: false };
+    },
+  };
+
+  const trainEpoch = async (epochPlan: EpochPlan, c: Collective, signal: AbortSignal) => {
+    const steps = Array.from({ length: epochPlan.steps }, (_, k) =>
+      Array.from(epochPlan.rankSamples(k, c.rank)),
+    );
     const prefetcher = createPrefetcher(train, steps, {
       imageShape: hp.image_shape,
       train: true,
@@ -131,9 +185,12 @@ export function createTrainer(options: TrainerOptions): Trainer {
     const started = performance.now();
     let losses: EpochLosses = EMPTY_EPOCH_LOSSES;
     let images = 0;
+    let interrupted = false;
     try {
-      for (let k = 0; k < steps.length; k++) {
+      for (let k = 0; k < steps.length && !interrupted; k++) {
+        const waited = performance.now();
         const batch = (await prefetcher.next())!;
+        const dataSeconds = (performance.now() - waited) / 1000;
         const lr = learningRateAt(hp, epochPlan.epoch, progress.globalStep);
         const result = await step.step(batch, { lr, signal });
         progress = afterStep(
@@ -150,21 +207,32 @@ export function createTrainer(options: TrainerOptions): Trainer {
           for (const line of trainLossLines(options.host, epochPlan.epoch, k, meanLosses(losses)))
             metrics(line);
         }
+        const info = {
+          progress,
+          result,
+          images: batch.indices.length,
+          skipped: batch.skipped.length,
+          lr,
+          dataSeconds,
+        };
+        interrupted = !(await c.afterStep(info));
       }
     } finally {
       await prefetcher.close();
     }
-    return { images, seconds: (performance.now() - started) / 1000, losses };
+    return { images, seconds: (performance.now() - started) / 1000, losses, interrupted };
   };
 
-  const validate = async (epoch: number, signal: AbortSignal): Promise<number | null> => {
+  /** This rank's validation rows (its shard of the validation set), or null without validation. */
+  const validationRows = async (c: Collective, signal: AbortSignal): Promise<ValidationRows | null> => {
     const dataset = options.validation;
     if (!dataset) return null;
-    const rows = await detectSamples({
+    const shard = validationShard(dataset.size, c.worldSize, c.rank);
+    return detectSamples({
       tf,
       model,
       dataset,
-      indices: Array.from({ length: dataset.size }, (_, i) => i),
+      indices: Array.from({ length: shard.end - shard.start }, (_, i) => shard.start + i),
       batchSize: hp.mini_batch_size,
       detect: detectOptionsOf(hp),
       signal,
@@ -172,30 +240,31 @@ export function createTrainer(options: TrainerOptions): Trainer {
       onBadRecord: options.onBadRecord,
       logger,
     });
-    const result = mapFromRows([rows], { iouThreshold: hp.overlap_threshold });
-    // No class with ground truth at all (an empty or all-difficult validation set): count it as 0.
-    const map = Number.isNaN(result.map) ? 0 : result.map;
-    if (Number.isNaN(result.map)) logger.warn('validation has no ground truth; mAP counted as 0', { epoch });
-    metrics(validationMapLine(options.host, epoch, map));
-    return map;
   };
 
-  const runEpoch = async (signal: AbortSignal) => {
+  /** One epoch from the current position; false when the collective interrupted it. */
+  const runEpoch = async (c: Collective, signal: AbortSignal): Promise<boolean> => {
     const epoch = progress.epoch;
-    const trained = await trainEpoch(plan.planFromPosition(epoch, progress.position), signal);
-    const throughput = trained.seconds > 0 ? trained.images / trained.seconds : 0;
+    const trained = await trainEpoch(plan.planFromPosition(epoch, progress.position, c.worldSize), c, signal);
+    if (trained.interrupted) return false;
+    const throughput = trained.seconds > 0 ? (trained.images * c.worldSize) / trained.seconds : 0;
     metrics(throughputLine(options.host, throughput));
-    const map = await validate(epoch, signal);
-    progress = afterEpoch(progress, map, hp);
+    const rows = await validationRows(c, signal);
+    const decision = await c.decideEpoch(epoch, rows, progress);
+    if (decision.validationMap !== null)
+      metrics(validationMapLine(options.host, epoch, decision.validationMap));
+    progress = afterEpoch(progress, decision.validationMap, hp);
+    if (decision.stop && !progress.finished) progress = Object.freeze({ ...progress, finished: true });
     metrics(progressLine(options.host, progress.epoch, hp.epochs));
     logger.info('epoch done', {
       epoch,
       images: trained.images,
       seconds: trained.seconds,
       ...meanLosses(trained.losses),
-      validationMap: map,
+      validationMap: decision.validationMap,
       stop: progress.finished,
     });
+    return true;
   };
 
   return {
@@ -205,17 +274,19 @@ export function createTrainer(options: TrainerOptions): Trainer {
     get progress() {
       return progress;
     },
-    async run(signal) {
+    async run(signal, collective = SOLO) {
       const started = performance.now();
-      while (!progress.finished) {
+      let interrupted = false;
+      while (!progress.finished && !interrupted) {
         signal.throwIfAborted();
-        await runEpoch(signal);
+        interrupted = !(await runEpoch(collective, signal));
       }
       const maps = progress.validationMaps;
       return {
         progress,
         seconds: (performance.now() - started) / 1000,
         validationMap: maps.length > 0 ? maps[maps.length - 1]! : null,
+        interrupted,
       };
     },
     async getState() {
