@@ -84,6 +84,11 @@ export async function main(argv: string[], io: Partial<CliContext> = {}): Promis
     };
     return (await command.run(rest, ctx)) ?? 0;
   } catch (err) {
+    const rootSignal = io.signal ?? controller.signal;
+    if (rootSignal.aborted) {
+      stderr.write(`ssd-cluster ${name}: stopped (${errorMessage(rootSignal.reason)})\n`);
+      return 130;
+    }
     return reportError(name, err, stderr);
   } finally {
     process.off('SIGINT', onSignal);

@@ -208,6 +208,12 @@ export class Coordinator {
     this.applyMembership(ms.onFailure(this.members, workerId, reason, this.clock.monotonic()));
   }
 
+  /** Resolves once every member has left (workers leave when they see the job finished). */
+  async whenAllLeft(signal: AbortSignal): Promise<void> {
+    while (this.members.members.length > 0 || this.members.candidates.length > 0)
+      await this.waitForChange(signal);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -1,3 +1,4 @@
+import { withDeadline } from '../shared/abort.js';
 import { checkNumTrainingSamples } from '../shared/config/compile.js';
 import type { Hyperparameters } from '../shared/config/hyperparameters.js';
 import { ConfigError } from '../shared/errors.js';
@@ -76,6 +77,8 @@ export async function runCoordinator(o: RunCoordinatorOptions): Promise<Training
     });
     const summary = await Promise.race([coordinator.finished, aborted]);
     o.logger.info('training finished', { ...summary });
+    // Keep answering until the workers have seen the end and left (bounded: a dead one never leaves).
+    await coordinator.whenAllLeft(withDeadline(o.signal, 2 * o.heartbeatTimeoutMs)).catch(() => {});
     return summary;
   } finally {
     await coordinator.close();

@@ -28,7 +28,7 @@ export class RingReducer implements GradientReducer {
 
   constructor(
     private readonly transport: RingTransport,
-    private readonly options: { layoutHash: string; compression: GradientCompression; bucketBytes?: number },
+    private readonly options: { compression: GradientCompression; bucketBytes?: number },
   ) {}
 
   /** Enters a new ring; rounds restart at 0 (every member does the same). */
@@ -41,10 +41,7 @@ export class RingReducer implements GradientReducer {
     const ring = this.ring;
     if (!ring) throw new Error('RingReducer: no ring yet (setRing first)');
     if (this.plan?.totalElements !== buffer.length) {
-      this.plan = planBuckets(buffer.length, {
-        bucketBytes: this.options.bucketBytes,
-        layoutHash: this.options.layoutHash,
-      });
+      this.plan = planBuckets(buffer.length, { bucketBytes: this.options.bucketBytes });
     }
     const started = performance.now();
     const stats = await allReduceBuckets(buffer, this.plan, {

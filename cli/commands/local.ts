@@ -1,4 +1,126 @@
-import type { CliCommand } from '../command.js';
-import { notImplemented } from './not-implemented.js';
+import path from 'node:path';
+import { deadWorkersError, launchWorkers, stopWorkers, whenTooFewAlive } from '../../coordinator/launcher.js';
+import { runCoordinator } from '../../coordinator/main.js';
+import { describeHyperparameters } from '../../shared/config/hyperparameters.js';
+import { createStorage } from '../../shared/storage/open-storage.js';
+import type { Storage } from '../../shared/storage/storage.js';
+import { defaultCacheRoot, ensureSynthDataset, synthCacheDir } from '../../shared/synth/cache.js';
+import { SYNTH_DEFAULTS } from '../../shared/synth/synth-image.js';
+import { parseBackendName } from '../../worker/backend/backend.js';
+import { intFlag, parseCommandArgs } from '../args.js';
+import { CLUSTER_OPTIONS_HELP, clusterOptions, compileClusterSettings } from '../cluster-options.js';
+import { type CliCommand, type CliContext, writeJsonLine } from '../command.js';
+import { LEARN_HYPERPARAMETERS } from './bench/learn.js';
 
-export const command: CliCommand = notImplemented('local');
+const usage = `Usage: ssd-cluster local [--workers N] [coordinator options] [--backend NAME] [--run-dir DIR]
+
+Starts a coordinator and N worker processes on this host, trains, and exits when training ends,
+printing the same JSON line as 'train' and 'coordinator'. With no --train it makes the default
+synthetic data set (ssd-cluster synth defaults) in the cache folder ($SSD_CLUSTER_CACHE, else
+./.cache/ssd-cluster) and trains the tiny SSD on it with the 'bench learn' recipe.
+Worker logs go to RUN_DIR/logs/worker-<i>.log; the model to --model-dir (default RUN_DIR/model).
+
+Options:
+  --backend NAME    the workers' backend: auto (default), tensorflow-gpu, tensorflow, wasm or cpu
+                    (on a GPU host worker i gets GPU i)
+  --threads N       XNNPACK threads per worker on wasm (default 1)
+  --run-dir DIR     where logs (and, by default, the model) go (default CACHE/run)
+
+${CLUSTER_OPTIONS_HELP}
+  --s3-endpoint URL              S3-compatible endpoint for s3:// URLs
+  --log-level LEVEL              debug, info, warn, error or silent (default info)
+
+${describeHyperparameters()}
+`;
+
+const options = {
+  ...clusterOptions,
+  backend: { type: 'string' },
+  threads: { type: 'string' },
+  'run-dir': { type: 'string' },
+} as const;
+
+/** With no --train: the default synthetic data set and the recipe that learns it. */
+async function embeddedDefault(storage: Storage, ctx: CliContext) {
+  const dir = synthCacheDir(path.join(defaultCacheRoot(ctx.env), 'data'), SYNTH_DEFAULTS);
+  const urls = await ensureSynthDataset(dir, SYNTH_DEFAULTS, {
+    storage,
+    logger: ctx.logger,
+    signal: ctx.signal,
+  });
+  return {
+    train: urls.train,
+    validation: urls.validation,
+    defaults: {
+      ...LEARN_HYPERPARAMETERS,
+      num_classes: SYNTH_DEFAULTS.classCount,
+      num_training_samples: SYNTH_DEFAULTS.train,
+    },
+  };
+}
+
+export const command: CliCommand = {
+  name: 'local',
+  summary: 'run a coordinator and N workers on this host',
+  usage,
+  async run(argv, ctx) {
+    const { values } = parseCommandArgs('local', argv, options);
+    const backend = parseBackendName(values.backend ?? 'auto');
+    const threads = intFlag('threads', values.threads, { min: 1, max: 8 });
+    const runDir = values['run-dir'] ?? path.join(defaultCacheRoot(ctx.env), 'run');
+    const storage = createStorage({ s3Endpoint: values['s3-endpoint'], env: ctx.env });
+    try {
+      let defaults: Record<string, unknown> = {};
+      if (values.train === undefined) {
+        const d = await embeddedDefault(storage, ctx);
+        values.train = d.train;
+        values.validation ??= d.validation;
+        defaults = d.defaults;
+      }
+      values['model-dir'] ??= path.join(runDir, 'model');
+      const settings = await compileClusterSettings(values, defaults);
+      settings.spec.s3Endpoint = values['s3-endpoint'] ?? '';
+      const logDir = path.join(runDir, 'logs');
+      const controller = new AbortController();
+      const signal = AbortSignal.any([ctx.signal, controller.signal]);
+      let workers: ReturnType<typeof launchWorkers> = [];
+      const summary = await runCoordinator({
+        ...settings,
+        address: '127.0.0.1:0',
+        storage,
+        logger: ctx.logger,
+        signal,
+        onListening: (port) => {
+          workers = launchWorkers({
+            count: settings.workers,
+            coordinator: `127.0.0.1:${port}`,
+            logDir,
+            env: ctx.env,
+            logger: ctx.logger,
+            args: (i) => [
+              '--backend',
+              backend,
+              ...(threads ? ['--threads', String(threads)] : []),
+              ...(backend === 'tensorflow-gpu' ? ['--gpu', String(i)] : []),
+              ...(settings.clusterToken ? ['--cluster-token', settings.clusterToken] : []),
+              ...(values['log-level'] ? ['--log-level', values['log-level']] : []),
+            ],
+          });
+          void whenTooFewAlive(workers, settings.minWorkers).then((dead) =>
+            controller.abort(deadWorkersError(dead)),
+          );
+        },
+      }).finally(async () => {
+        await stopWorkers(workers, 30_000);
+      });
+      writeJsonLine(ctx.stdout, summary);
+      ctx.stderr.write(
+        `ssd-cluster local: model in ${summary.modelDir}; worker logs in ${logDir}; ` +
+          `coordinator metrics were on port ${settings.metricsPort} while it ran\n`,
+      );
+      return 0;
+    } finally {
+      await storage.close();
+    }
+  },
+};

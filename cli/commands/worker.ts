@@ -1,4 +1,67 @@
-import type { CliCommand } from '../command.js';
-import { notImplemented } from './not-implemented.js';
+import { UsageError } from '../../shared/errors.js';
+import { parseBackendName } from '../../worker/backend/backend.js';
+import { runWorker } from '../../worker/main.js';
+import { intFlag, numberFlag, parseCommandArgs } from '../args.js';
+import { type CliCommand, writeJsonLine } from '../command.js';
 
-export const command: CliCommand = notImplemented('worker');
+const usage = `Usage: ssd-cluster worker --coordinator HOST:PORT [--backend NAME] [--advertise HOST] [--gpu INDEX]
+                           [--threads N] [--cluster-token T] [--coordinator-timeout S] [--worker-id ID]
+
+Runs one worker: joins the coordinator, takes the job from it (hyperparameters, data, seed), reads its
+share of every global batch, computes SSD gradients and sums them with its ring neighbours by ring
+all-reduce over gRPC. Exits 0 when the job is finished.
+
+Options:
+  --coordinator HOST:PORT   the coordinator's gRPC address (required)
+  --backend NAME            auto (default), tensorflow-gpu, tensorflow, wasm or cpu
+  --threads N               XNNPACK threads on wasm (default 1)
+  --advertise HOST          address peers and Prometheus use to reach this worker
+                            (default: the address the coordinator sees it come from)
+  --gpu INDEX               pin this worker to one GPU (sets CUDA_VISIBLE_DEVICES before the backend loads)
+  --cluster-token T         the coordinator's --cluster-token
+  --coordinator-timeout S   give up after the coordinator has been unreachable this long (default 60)
+  --worker-id ID            a stable id (a restarted worker with the same id replaces its old entry)
+  --log-level LEVEL         debug, info, warn, error or silent (default info)
+
+SageMaker metric lines go to stderr; a final JSON line {"workerId", "generations", "wroteModel"} to stdout.
+`;
+
+export const command: CliCommand = {
+  name: 'worker',
+  summary: 'run one worker',
+  usage,
+  async run(argv, ctx) {
+    const { values } = parseCommandArgs('worker', argv, {
+      coordinator: { type: 'string' },
+      backend: { type: 'string' },
+      threads: { type: 'string' },
+      advertise: { type: 'string' },
+      gpu: { type: 'string' },
+      'cluster-token': { type: 'string' },
+      'coordinator-timeout': { type: 'string' },
+      'worker-id': { type: 'string' },
+      'metrics-port': { type: 'string' },
+    });
+    if (!values.coordinator || !/^[^\s]+:\d+$/.test(values.coordinator)) {
+      throw new UsageError(`--coordinator HOST:PORT is required (got '${values.coordinator ?? ''}')`);
+    }
+    const timeoutS = numberFlag('coordinator-timeout', values['coordinator-timeout']) ?? 60;
+    if (timeoutS <= 0) throw new UsageError('--coordinator-timeout: must be > 0 seconds');
+    const result = await runWorker({
+      coordinator: values.coordinator,
+      backend: parseBackendName(values.backend ?? 'auto'),
+      threads: intFlag('threads', values.threads, { min: 1, max: 8 }),
+      advertise: values.advertise,
+      gpu: intFlag('gpu', values.gpu, { min: 0, max: 64 }),
+      clusterToken: values['cluster-token'] ?? '',
+      coordinatorTimeoutMs: timeoutS * 1000,
+      workerId: values['worker-id'],
+      logger: ctx.logger,
+      env: ctx.env,
+      metrics: (line) => ctx.stderr.write(`${line}\n`),
+      signal: ctx.signal,
+    });
+    writeJsonLine(ctx.stdout, result);
+    return 0;
+  },
+};

@@ -44,8 +44,8 @@ export interface TrainingRunOptions {
 /** The JSON line `train` prints: the same summary as a cluster run's (coordinator.ts). */
 export type TrainingRunResult = TrainingSummary;
 
-async function openChannel(
-  o: TrainingRunOptions,
+export async function openChannel(
+  o: Pick<TrainingRunOptions, 'storage' | 'hp' | 'onBadRecord' | 'logger' | 'signal'>,
   url: string,
   annotations: string | undefined,
 ): Promise<Dataset> {
@@ -59,7 +59,9 @@ async function openChannel(
   });
 }
 
-async function createModel(o: TrainingRunOptions): Promise<SsdModel> {
+export async function createModel(
+  o: Pick<TrainingRunOptions, 'hp' | 'seed' | 'pretrainedBase' | 'storage' | 'logger' | 'signal'>,
+): Promise<SsdModel> {
   const { hp } = o;
   const baseUrl = requirePretrainedBase(hp, o.pretrainedBase);
   const model = createSsdModel({

@@ -1,0 +1,338 @@
+/**
+ * The worker's composition root: peer server and ring transport, join, the job's data and model,
+ * the heartbeat loop, then one trainer run per membership generation until the job is finished.
+ *
+ * Generations: every assignment names a ring. The worker joins it (transport streams to its
+ * neighbours), trains with the ring as the gradient reducer and reports each step. A generation ends
+ * when the coordinator says so (a heartbeat or step ack carries a newer generation, which aborts the
+ * generation's signal and so any all-reduce in flight) or when the ring fails (a peer lost). Either way
+ * the worker asks for the next assignment, reporting how far it got; the coordinator starts the next
+ * ring from the least advanced survivor.
+ */
+import { hostname } from 'node:os';
+import type { AssignmentMsg, JoinResponseMsg, ProgressMsg } from '../coordinator/protocol.js';
+import { compileHyperparameters } from '../shared/config/compile.js';
+import type { Hyperparameters } from '../shared/config/hyperparameters.js';
+import { ClusterError, errorMessage, isAbortError, isClusterError } from '../shared/errors.js';
+import type { Logger } from '../shared/logging.js';
+import { createStorage } from '../shared/storage/open-storage.js';
+import type { Storage } from '../shared/storage/storage.js';
+import { GrpcRingTransport } from './allreduce/grpc-transport.js';
+import { type BackendName, initBackend } from './backend/backend.js';
+import { CoordinatorClient } from './coordinator-client.js';
+import { startPeerServer } from './peer-service.js';
+import { RingReducer } from './ring-reducer.js';
+import { readDatasetClasses, writeModelArtifact } from './train/model-artifact.js';
+import { createModel, openChannel } from './train/run-training.js';
+import { trainingHost } from './train/sagemaker-log.js';
+import { type Collective, createTrainer, type Trainer } from './train/trainer.js';
+import { createWorkerSession, type WorkerSession } from './worker-session.js';
+
+export interface RunWorkerOptions {
+  coordinator: string;
+  backend: BackendName;
+  threads?: number;
+  /** Host peers (and Prometheus) use to reach this worker; default: what the coordinator sees. */
+  advertise?: string;
+  /** Pin to one GPU (CUDA_VISIBLE_DEVICES) before the backend loads. */
+  gpu?: number;
+  clusterToken: string;
+  coordinatorTimeoutMs: number;
+  workerId?: string;
+  logger: Logger;
+  env: NodeJS.ProcessEnv;
+  /** SageMaker metric lines. */
+  metrics: (line: string) => void;
+  signal: AbortSignal;
+}
+
+export interface WorkerResult {
+  workerId: string;
+  generations: number;
+  wroteModel: boolean;
+}
+
+export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
+  if (o.gpu !== undefined) process.env.CUDA_VISIBLE_DEVICES = String(o.gpu);
+  const closers: (() => unknown)[] = [];
+  const client = new CoordinatorClient({
+    address: o.coordinator,
+    logger: o.logger,
+    coordinatorTimeoutMs: o.coordinatorTimeoutMs,
+  });
+  closers.push(() => client.close());
+  const transport = new GrpcRingTransport({ logger: o.logger });
+  closers.push(() => transport.close());
+  try {
+    const peer = await startPeerServer({ handler: transport, address: '0.0.0.0:0', logger: o.logger });
+    closers.push(() => peer.close());
+    const joined = await client.join(
+      {
+        clusterToken: o.clusterToken,
+        workerId: o.workerId ?? '',
+        peerAddress: `${o.advertise ?? ''}:${peer.port}`,
+        metricsAddress: '',
+        layoutHash: '',
+        backend: o.backend,
+        hostname: hostname(),
+      },
+      o.signal,
+    );
+    const log = o.logger.child({ workerId: joined.workerId });
+    log.info('joined', { coordinator: o.coordinator, peerPort: peer.port });
+    const storage = createStorage({ s3Endpoint: joined.job.s3Endpoint || undefined, env: o.env });
+    closers.push(() => storage.close());
+    const job = await prepareJob(o, joined, storage, log, closers, transport);
+    const session = createWorkerSession({
+      client,
+      workerId: joined.workerId,
+      intervalMs: joined.heartbeatIntervalMs,
+      logger: log,
+    });
+    closers.push(() => session.close());
+    return await trainGenerations(o, joined, job, session, transport, storage, log);
+  } finally {
+    for (const close of closers.reverse()) await close();
+  }
+}
+
+interface PreparedJob {
+  hp: Readonly<Hyperparameters>;
+  trainer: Trainer;
+  reducer: RingReducer;
+  layoutHash: string;
+  classes: string[] | undefined;
+  writeModel(signal: AbortSignal): Promise<void>;
+}
+
+async function prepareJob(
+  o: RunWorkerOptions,
+  joined: JoinResponseMsg,
+  storage: Storage,
+  log: Logger,
+  closers: (() => unknown)[],
+  transport: GrpcRingTransport,
+): Promise<PreparedJob> {
+  const { job } = joined;
+  const hp = compileHyperparameters(job.hyperparameters);
+  const backend = await initBackend(o.backend, { logger: log, threads: o.threads });
+  const channel = {
+    hp,
+    storage,
+    logger: log,
+    signal: o.signal,
+    onBadRecord: job.onBadRecord === 'fail' ? ('fail' as const) : ('skip' as const),
+  };
+  const train = await openChannel(channel, job.trainUrl, job.trainAnnotationUrl || undefined);
+  closers.push(() => train.close());
+  const validation = job.validationUrl
+    ? await openChannel(channel, job.validationUrl, job.validationAnnotationUrl || undefined)
+    : undefined;
+  if (validation) closers.push(() => validation.close());
+  const model = await createModel({
+    ...channel,
+    seed: job.seed,
+    pretrainedBase: job.pretrainedBase || undefined,
+  });
+  closers.push(() => model.dispose());
+  const compression = job.gradientCompression === 'fp16' ? 'fp16' : 'none';
+  const reducer = new RingReducer(transport, { compression });
+  const trainer = createTrainer({
+    tf: backend.tf,
+    model,
+    hp,
+    seed: job.seed,
+    train,
+    validation,
+    logger: log,
+    metrics: o.metrics,
+    host: trainingHost(o.env, hostname()),
+    reducer,
+    onBadRecord: channel.onBadRecord,
+  });
+  closers.push(() => trainer.close());
+  // Neighbours compare this when their ring streams open: the packed gradient buffers must line up.
+  const layoutHash = trainer.step.layout.hash;
+  const classes = await readDatasetClasses(job.trainUrl, hp.num_classes, storage, o.signal);
+  return {
+    hp,
+    trainer,
+    reducer,
+    layoutHash,
+    classes,
+    writeModel: async (signal) => {
+      await writeModelArtifact({
+        model,
+        hp,
+        modelDir: job.modelDir,
+        storage,
+        classes,
+        archive: job.modelArchive,
+        mtime: Math.floor(Date.now() / 1000),
+        signal,
+      });
+    },
+  };
+}
+
+async function trainGenerations(
+  o: RunWorkerOptions,
+  joined: JoinResponseMsg,
+  job: PreparedJob,
+  session: WorkerSession,
+  transport: GrpcRingTransport,
+  _storage: Storage,
+  log: Logger,
+): Promise<WorkerResult> {
+  const workerId = joined.workerId;
+  let known = 0;
+  let generations = 0;
+  let hasState = false;
+  let wroteModel = false;
+  for (;;) {
+    const completed: ProgressMsg | null = hasState ? progressOf(job.trainer) : null;
+    const a = await session.client.getAssignment(workerId, known, completed, o.signal);
+    if (a.finished) break;
+    known = a.generation;
+    generations++;
+    const gen = session.enterGeneration(a.generation, o.signal);
+    try {
+      checkStart(a, job.trainer, hasState);
+      await transport.join(
+        {
+          generation: a.generation,
+          rank: a.rank,
+          size: a.worldSize,
+          leftAddress: a.ring[(a.rank - 1 + a.worldSize) % a.worldSize]!,
+          layoutHash: job.layoutHash,
+        },
+        gen.signal,
+      );
+      job.reducer.setRing({ generation: a.generation, rank: a.rank, size: a.worldSize });
+      log.info('generation started', {
+        generation: a.generation,
+        rank: a.rank,
+        worldSize: a.worldSize,
+        start: a.start,
+      });
+      let writer = false;
+      const collective = clusterCollective(a, workerId, session, (w) => {
+        writer = w;
+      });
+      const summary = await job.trainer.run(gen.signal, collective);
+      hasState = true;
+      if (!summary.interrupted && writer) {
+        await job.writeModel(o.signal);
+        await session.client.reportDone(
+          { workerId, generation: a.generation, modelDir: joined.job.modelDir },
+          o.signal,
+        );
+        wroteModel = true;
+        log.info('model written', { modelDir: joined.job.modelDir });
+      }
+    } catch (err) {
+      if (o.signal.aborted || !isGenerationEnd(err, gen.signal)) throw err;
+      hasState = hasState || job.trainer.progress.globalStep > 0;
+      log.warn('generation ended', { generation: a.generation, reason: errorMessage(err) });
+    } finally {
+      gen.end();
+    }
+  }
+  await session.client.leave(workerId, 'job finished');
+  return { workerId, generations, wroteModel };
+}
+
+function clusterCollective(
+  a: AssignmentMsg,
+  workerId: string,
+  session: WorkerSession,
+  setWriter: (writer: boolean) => void,
+): Collective {
+  const generation = a.generation;
+  return {
+    rank: a.rank,
+    worldSize: a.worldSize,
+    async afterStep(info) {
+      session.position = {
+        epoch: info.progress.epoch,
+        step: info.progress.globalStep,
+        phase: 'compute',
+        bucket: 0,
+      };
+      const ack = await session.client.reportStep(
+        {
+          workerId,
+          generation,
+          progress: progressOf({ progress: info.progress }),
+          images: info.images,
+          crossEntropy: info.result.clsLoss,
+          smoothL1: info.result.locLoss,
+          dataSeconds: info.dataSeconds,
+          computeSeconds: info.result.phases.compute,
+          allreduceSeconds: info.result.phases.allreduce,
+          updateSeconds: info.result.phases.update,
+          allreduceBytes: 0,
+          badRecords: info.skipped,
+          learningRate: info.lr,
+        },
+        session.generationSignal,
+      );
+      return !ack.stop && ack.generation === generation;
+    },
+    async decideEpoch(epoch, rows, progress) {
+      session.position = { epoch, step: progress.globalStep, phase: 'validation', bucket: 0 };
+      const empty = Buffer.alloc(0);
+      const d = await session.client.reportEpoch(
+        {
+          workerId,
+          generation,
+          epoch,
+          detections: rows
+            ? Buffer.from(rows.detections.buffer, rows.detections.byteOffset, rows.detections.byteLength)
+            : empty,
+          groundTruth: rows
+            ? Buffer.from(rows.groundTruth.buffer, rows.groundTruth.byteOffset, rows.groundTruth.byteLength)
+            : empty,
+          validationImages: rows?.images ?? 0,
+          progress: progressOf({ progress }),
+        },
+        session.generationSignal,
+      );
+      if (d.stop) setWriter(d.writerRank === a.rank);
+      return { validationMap: rows && !Number.isNaN(d.validationMap) ? d.validationMap : null, stop: d.stop };
+    },
+  };
+}
+
+function progressOf(t: Pick<Trainer, 'progress'>): ProgressMsg {
+  return { epoch: t.progress.epoch, position: t.progress.position, globalStep: t.progress.globalStep };
+}
+
+/** The assignment's start must be where this worker is (rollback and state transfer: issue 6). */
+function checkStart(a: AssignmentMsg, trainer: Trainer, hasState: boolean): void {
+  const start = a.start!;
+  const at = trainer.progress;
+  if (!hasState && a.stateSourceRank >= 0 && start.globalStep > 0) {
+    throw new ClusterError(
+      'INTERNAL',
+      'joining a running job needs a state transfer, which this worker does not support yet',
+    );
+  }
+  if (at.epoch !== start.epoch || at.position !== start.position || at.globalStep !== start.globalStep) {
+    throw new ClusterError(
+      'INTERNAL',
+      `assignment starts at epoch ${start.epoch} position ${start.position} step ${start.globalStep}, but this worker is at epoch ${at.epoch} position ${at.position} step ${at.globalStep}; rollback is not supported yet`,
+    );
+  }
+}
+
+/** Errors that end a generation but not the worker: the ring changed or a peer went away. */
+function isGenerationEnd(err: unknown, generationSignal: AbortSignal): boolean {
+  if (generationSignal.aborted && isAbortError(err)) return true;
+  return (
+    isClusterError(err, 'STALE_GENERATION') ||
+    isClusterError(err, 'PEER_LOST') ||
+    isClusterError(err, 'TIMEOUT') ||
+    generationSignal.aborted
+  );
+}
