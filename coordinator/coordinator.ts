@@ -187,7 +187,8 @@ export class Coordinator {
     );
     for (;;) {
       const decided = this.decisions.get(req.epoch);
-      if (decided) return decided;
+      // A decision of an earlier generation does not count: that ring re-validates after a failure.
+      if (decided && decided.generation === req.generation) return decided;
       if (this.closed) throw new ClusterError('ABORTED', 'the coordinator is shutting down');
       this.checkGeneration(req.workerId, req.generation, 'ReportEpoch');
       await this.waitForChange(signal);

@@ -22,6 +22,7 @@ import { type BackendName, initBackend } from './backend/backend.js';
 import { CoordinatorClient } from './coordinator-client.js';
 import { startPeerServer } from './peer-service.js';
 import { RingReducer } from './ring-reducer.js';
+import { RollbackSnapshots } from './rollback.js';
 import { readDatasetClasses, writeModelArtifact } from './train/model-artifact.js';
 import { createModel, openChannel } from './train/run-training.js';
 import { trainingHost } from './train/sagemaker-log.js';
@@ -189,6 +190,7 @@ async function trainGenerations(
   let generations = 0;
   let hasState = false;
   let wroteModel = false;
+  const snapshots = new RollbackSnapshots();
   for (;;) {
     const completed: ProgressMsg | null = hasState ? progressOf(job.trainer) : null;
     const a = await session.client.getAssignment(workerId, known, completed, o.signal);
@@ -197,7 +199,8 @@ async function trainGenerations(
     generations++;
     const gen = session.enterGeneration(a.generation, o.signal);
     try {
-      checkStart(a, job.trainer, hasState);
+      checkStart(a, job.trainer, hasState, snapshots);
+      if (a.worldSize > 1) await snapshots.record(job.trainer);
       await transport.join(
         {
           generation: a.generation,
@@ -216,7 +219,7 @@ async function trainGenerations(
         start: a.start,
       });
       let writer = false;
-      const collective = clusterCollective(a, workerId, session, (w) => {
+      const collective = clusterCollective(a, workerId, session, snapshots, job.trainer, (w) => {
         writer = w;
       });
       const summary = await job.trainer.run(gen.signal, collective);
@@ -246,6 +249,8 @@ function clusterCollective(
   a: AssignmentMsg,
   workerId: string,
   session: WorkerSession,
+  snapshots: RollbackSnapshots,
+  trainer: Trainer,
   setWriter: (writer: boolean) => void,
 ): Collective {
   const generation = a.generation;
@@ -253,6 +258,7 @@ function clusterCollective(
     rank: a.rank,
     worldSize: a.worldSize,
     async afterStep(info) {
+      if (a.worldSize > 1) await snapshots.record(trainer);
       session.position = {
         epoch: info.progress.epoch,
         step: info.progress.globalStep,
@@ -308,20 +314,26 @@ function progressOf(t: Pick<Trainer, 'progress'>): ProgressMsg {
   return { epoch: t.progress.epoch, position: t.progress.position, globalStep: t.progress.globalStep };
 }
 
-/** The assignment's start must be where this worker is (rollback and state transfer: issue 6). */
-function checkStart(a: AssignmentMsg, trainer: Trainer, hasState: boolean): void {
+/** Puts the trainer where the assignment starts: as it is, or one snapshot back. */
+function checkStart(
+  a: AssignmentMsg,
+  trainer: Trainer,
+  hasState: boolean,
+  snapshots: RollbackSnapshots,
+): void {
   const start = a.start!;
-  const at = trainer.progress;
   if (!hasState && a.stateSourceRank >= 0 && start.globalStep > 0) {
     throw new ClusterError(
       'INTERNAL',
       'joining a running job needs a state transfer, which this worker does not support yet',
     );
   }
-  if (at.epoch !== start.epoch || at.position !== start.position || at.globalStep !== start.globalStep) {
+  if (!snapshots.restore(trainer, start)) {
+    const at = trainer.progress;
     throw new ClusterError(
       'INTERNAL',
-      `assignment starts at epoch ${start.epoch} position ${start.position} step ${start.globalStep}, but this worker is at epoch ${at.epoch} position ${at.position} step ${at.globalStep}; rollback is not supported yet`,
+      `assignment starts at epoch ${start.epoch} position ${start.position} step ${start.globalStep}, ` +
+        `but this worker is at epoch ${at.epoch} position ${at.position} step ${at.globalStep} with no snapshot there`,
     );
   }
 }
