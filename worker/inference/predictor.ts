@@ -172,8 +172,16 @@ export async function loadPredictor(modelUrl: string, options: PredictorOptions)
     backend: backend.name,
     async predict(image, { signal, source = 'image' } = {}) {
       if (closing) throw new ClusterError('ABORTED', 'predictor: closed');
-      const pixels = await prepare(image, hp.image_shape, source);
-      const rows = await batcher.submit(pixels, signal);
+      // Reserved before decoding, so a pass that ends meanwhile waits for this image (batcher.ts).
+      const place = batcher.reserve();
+      let pixels: Float32Array;
+      try {
+        pixels = await prepare(image, hp.image_shape, source);
+      } catch (err) {
+        place.cancel();
+        throw err;
+      }
+      const rows = await place.submit(pixels, signal);
       return rows.filter((row) => row[1] >= threshold).map((row) => [...row]);
     },
     close,

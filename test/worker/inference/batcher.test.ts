@@ -39,6 +39,37 @@ test('batcher runs a lone item at once and batches the items that wait behind a 
   t.is(g.maxRunning(), 1);
 });
 
+test('batcher holds a pass for reserved items still being prepared, until the batch is full', async (t) => {
+  const g = gatedRun();
+  const batcher = createBatcher(g.run, { maxBatch: 3 });
+  const places = [1, 2, 3, 4, 5].map(() => batcher.reserve());
+  const first = places[0]!.submit(1);
+  t.deepEqual(g.passes, [], 'four more items are on their way');
+  const second = places[1]!.submit(2);
+  const third = places[2]!.submit(3);
+  t.deepEqual(g.passes, [[1, 2, 3]], 'a full batch does not wait');
+  places[3]!.cancel();
+  const fifth = places[4]!.submit(5);
+  await g.release(0);
+  await g.release(1);
+  t.deepEqual(await Promise.all([first, second, third, fifth]), [10, 20, 30, 50]);
+  t.deepEqual(g.passes, [[1, 2, 3], [5]]);
+});
+
+test('batcher starts the waiting items when the last reservation is cancelled, and refuses a reused one', async (t) => {
+  const g = gatedRun();
+  const batcher = createBatcher(g.run, { maxBatch: 4 });
+  const [a, b] = [batcher.reserve(), batcher.reserve()];
+  const result = a.submit(7);
+  t.deepEqual(g.passes, []);
+  b.cancel();
+  t.deepEqual(g.passes, [[7]]);
+  await g.release(0);
+  t.is(await result, 70);
+  t.throws(() => b.cancel(), { message: /reservation was used twice/ });
+  t.throws(() => a.submit(8), { message: /reservation was used twice/ });
+});
+
 test('batcher rejects only the items of a failed pass', async (t) => {
   const g = gatedRun();
   const batcher = createBatcher(g.run, { maxBatch: 2 });
