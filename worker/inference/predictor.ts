@@ -15,14 +15,14 @@ import type { Hyperparameters } from '../../shared/config/hyperparameters.js';
 import { ClusterError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
 import type { Storage } from '../../shared/storage/storage.js';
-import { type BackendName, initBackend, type ResolvedBackendName } from '../backend/backend.js';
+import { type Backend, type BackendName, initBackend, type ResolvedBackendName } from '../backend/backend.js';
 import { emptyGroundTruth } from '../data/ground-truth.js';
 import { prepareSample } from '../data/prepare.js';
 import { type DetectionRow, type DetectOptions, detectObjects } from '../model/detect.js';
 import type { SsdModel } from '../model/ssd.js';
 import { detectOptionsOf } from '../train/validation.js';
-import { createBatcher } from './batcher.js';
-import { loadInferenceModel } from './load-model.js';
+import { type Batcher, createBatcher } from './batcher.js';
+import { type LoadedModel, loadInferenceModel } from './load-model.js';
 import { openModelSource } from './model-source.js';
 
 export const DEFAULT_MAX_BATCH = 4;
@@ -116,43 +116,82 @@ function checkOptions(o: PredictorOptions): { maxBatch: number; threshold: numbe
   return { maxBatch, threshold };
 }
 
-/**
- * Loads --model (a directory, model.json, or model.tar.gz; a path or s3://) on the named backend and
- * runs one warm-up pass, so the first request does not pay for kernel set-up.
- */
+/** A loaded model behind the batcher; made by loadPredictor. */
+class ModelPredictor implements Predictor {
+  readonly hp: Readonly<Hyperparameters>;
+  readonly classes: readonly string[] | undefined;
+  readonly backend: ResolvedBackendName;
+  readonly #model: SsdModel;
+  readonly #batcher: Batcher<Float32Array, DetectionRow[]>;
+  readonly #threshold: number;
+  #closing: Promise<void> | undefined;
+
+  constructor(
+    loaded: LoadedModel,
+    backend: Backend,
+    o: { maxBatch: number; threshold: number; logger: Logger },
+  ) {
+    ({ hp: this.hp, classes: this.classes, model: this.#model } = loaded);
+    this.backend = backend.name;
+    this.#threshold = o.threshold;
+    const detect = detectOptionsOf(this.hp);
+    const pass = async (inputs: readonly Float32Array[]) => {
+      const started = performance.now();
+      const rows = await detectBatch(backend.tf, this.#model, inputs, detect);
+      o.logger.debug('forward pass', { images: inputs.length, ms: Math.round(performance.now() - started) });
+      return rows;
+    };
+    this.#batcher = createBatcher(pass, { maxBatch: o.maxBatch, name: 'predictor' });
+  }
+
+  /** One pass on a blank image, so the first request does not pay for kernel set-up. */
+  async warmUp(signal?: AbortSignal): Promise<void> {
+    const side = this.hp.image_shape;
+    await this.#batcher.submit(new Float32Array(side * side * 3), signal);
+  }
+
+  async predict(image: Uint8Array, { signal, source = 'image' }: PredictOptions = {}): Promise<number[][]> {
+    if (this.#closing) throw new ClusterError('ABORTED', 'predictor: closed');
+    // Reserved before decoding, so a pass that ends meanwhile waits for this image (batcher.ts).
+    const place = this.#batcher.reserve();
+    let pixels: Float32Array;
+    try {
+      pixels = await prepare(image, this.hp.image_shape, source);
+    } catch (err) {
+      place.cancel();
+      throw err;
+    }
+    const rows = await place.submit(pixels, signal);
+    return rows.filter((row) => row[1] >= this.#threshold).map((row) => [...row]);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#batcher.close().then(() => this.#model.dispose());
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Loads --model (a directory, model.json, or model.tar.gz; a path or s3://) on the named backend, warmed up. */
 export async function loadPredictor(modelUrl: string, options: PredictorOptions): Promise<Predictor> {
   const { maxBatch, threshold } = checkOptions(options);
+  const { logger, signal } = options;
   const started = performance.now();
-  const backend = await initBackend(options.backend, { logger: options.logger, threads: options.threads });
-  const source = await openModelSource(modelUrl, { storage: options.storage, signal: options.signal });
-  const loaded = await loadInferenceModel(source.storage, source.dir, options.signal).finally(() =>
-    source.close(),
-  );
-  const { model, hp, classes } = loaded;
-  const detect = detectOptionsOf(hp);
-  const batcher = createBatcher(
-    async (inputs: readonly Float32Array[]) => {
-      const passStarted = performance.now();
-      const rows = await detectBatch(backend.tf, model, inputs, detect);
-      options.logger.debug('forward pass', {
-        images: inputs.length,
-        ms: Math.round(performance.now() - passStarted),
-      });
-      return rows;
-    },
-    {
-      maxBatch,
-      name: 'predictor',
-    },
-  );
+  const backend = await initBackend(options.backend, { logger, threads: options.threads });
+  const source = await openModelSource(modelUrl, { storage: options.storage, signal });
+  const loaded = await loadInferenceModel(source.storage, source.dir, signal).finally(() => source.close());
+  const predictor = new ModelPredictor(loaded, backend, { maxBatch, threshold, logger });
   try {
-    await batcher.submit(new Float32Array(hp.image_shape * hp.image_shape * 3), options.signal);
+    await predictor.warmUp(signal);
   } catch (err) {
-    await batcher.close();
-    model.dispose();
+    await predictor.close();
     throw err;
   }
-  options.logger.info('model loaded', {
+  const { hp } = loaded;
+  logger.info('model loaded', {
     model: modelUrl,
     kind: source.kind,
     baseNetwork: hp.base_network,
@@ -161,30 +200,5 @@ export async function loadPredictor(modelUrl: string, options: PredictorOptions)
     backend: backend.name,
     ms: Math.round(performance.now() - started),
   });
-  let closing: Promise<void> | undefined;
-  const close = () => {
-    closing ??= batcher.close().then(() => model.dispose());
-    return closing;
-  };
-  return {
-    hp,
-    classes,
-    backend: backend.name,
-    async predict(image, { signal, source = 'image' } = {}) {
-      if (closing) throw new ClusterError('ABORTED', 'predictor: closed');
-      // Reserved before decoding, so a pass that ends meanwhile waits for this image (batcher.ts).
-      const place = batcher.reserve();
-      let pixels: Float32Array;
-      try {
-        pixels = await prepare(image, hp.image_shape, source);
-      } catch (err) {
-        place.cancel();
-        throw err;
-      }
-      const rows = await place.submit(pixels, signal);
-      return rows.filter((row) => row[1] >= threshold).map((row) => [...row]);
-    },
-    close,
-    [Symbol.asyncDispose]: close,
-  };
+  return predictor;
 }

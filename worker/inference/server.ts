@@ -140,20 +140,105 @@ async function listen(server: Server, host: string, port: number): Promise<numbe
   return (server.address() as AddressInfo).port;
 }
 
-export async function startInferenceServer(options: InferenceServerOptions): Promise<InferenceServer> {
-  const { logger, maxBodyBytes } = options;
-  const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-  const discardCap = Math.max(maxBodyBytes, MIN_DISCARD_BYTES);
-  let state: ServerState = 'loading';
-  let predictor: Pick<Predictor, 'predict'> | undefined;
-  let inFlight = 0;
-  const active = new Set<Promise<void>>();
+/** The state and request handling behind startInferenceServer. */
+class HttpInferenceServer implements InferenceServer {
+  port = 0;
+  url = '';
+  #state: ServerState = 'loading';
+  #predictor: Pick<Predictor, 'predict'> | undefined;
+  #inFlight = 0;
+  readonly #active = new Set<Promise<void>>();
+  readonly #server: Server;
+  readonly #options: Required<InferenceServerOptions>;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: InferenceServerOptions) {
+    this.#options = {
+      maxInFlight: DEFAULT_MAX_IN_FLIGHT,
+      closeGraceMs: DEFAULT_CLOSE_GRACE_MS,
+      ...options,
+    };
+    this.#server = createServer((req, res) => this.#track(req, res));
+  }
+
+  get state(): ServerState {
+    return this.#state;
+  }
+
+  async listen(): Promise<void> {
+    const { host } = this.#options;
+    this.port = await listen(this.#server, host, this.#options.port);
+    this.url = `http://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
+  }
+
+  ready(predictor: Pick<Predictor, 'predict'>): void {
+    if (this.#state !== 'loading') {
+      throw new ClusterError('INTERNAL', `inference server: ready() in state ${this.#state}`);
+    }
+    this.#predictor = predictor;
+    this.#state = 'ready';
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #track(req: IncomingMessage, res: ServerResponse): void {
+    const done = this.#handle(req, res).catch((err: unknown) => {
+      this.#options.logger.error('request handler failed', { error: errorMessage(err) });
+      send(res, 500, errorBody(`internal error: ${errorMessage(err)}`));
+    });
+    this.#active.add(done);
+    void done.finally(() => this.#active.delete(done));
+  }
 
   /** send(), and once closing, `Connection: close` so clients do not reuse the connection. */
-  const reply = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) =>
-    send(res, status, body, state === 'closing' ? { ...headers, Connection: 'close' } : headers);
+  #reply(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+    send(res, status, body, this.#state === 'closing' ? { ...headers, Connection: 'close' } : headers);
+  }
 
-  async function invoke(req: IncomingMessage, res: ServerResponse): Promise<Outcome> {
+  #discard(req: IncomingMessage): void {
+    discardBody(req, Math.max(this.#options.maxBodyBytes, MIN_DISCARD_BYTES));
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const head = headOf(req);
+    const { maxBodyBytes, maxInFlight, logger } = this.#options;
+    const route = routeRequest(head, {
+      state: this.#state,
+      maxBodyBytes,
+      inFlight: this.#inFlight,
+      maxInFlight,
+    });
+    let outcome: Outcome;
+    if (route.kind === 'ping') {
+      this.#reply(res, 200, JSON.stringify({ status: 'ok' }));
+      outcome = { status: 200 };
+    } else if (route.kind === 'reject') {
+      this.#reply(res, route.status, errorBody(route.message), route.headers);
+      this.#discard(req);
+      outcome = { status: route.status, error: route.message };
+    } else {
+      this.#inFlight++;
+      outcome = await this.#invoke(req, res).finally(() => this.#inFlight--);
+    }
+    const fields = {
+      method: head.method,
+      path: head.path,
+      ...outcome,
+      ms: roundMs(performance.now() - started),
+    };
+    if (outcome.status >= 500 && outcome.status !== 503) logger.error('request failed', fields);
+    else logger.info('request', fields);
+  }
+
+  async #invoke(req: IncomingMessage, res: ServerResponse): Promise<Outcome> {
     const client = new AbortController();
     res.once('close', () => {
       if (!res.writableFinished)
@@ -161,104 +246,56 @@ export async function startInferenceServer(options: InferenceServerOptions): Pro
     });
     let body: Buffer | null;
     try {
-      body = await readBody(req, maxBodyBytes);
+      body = await readBody(req, this.#options.maxBodyBytes);
     } catch (err) {
       return { status: 499, error: `client went away: ${errorMessage(err)}` };
     }
     if (body === null) {
-      reply(res, 413, errorBody(bodyTooLarge(maxBodyBytes)));
-      discardBody(req, discardCap);
+      this.#reply(res, 413, errorBody(bodyTooLarge(this.#options.maxBodyBytes)));
+      this.#discard(req);
       return { status: 413 };
     }
     if (body.length === 0) {
-      reply(res, 400, errorBody(EMPTY_BODY));
+      this.#reply(res, 400, errorBody(EMPTY_BODY));
       return { status: 400 };
     }
+    return this.#predict(body, res, client.signal);
+  }
+
+  async #predict(body: Buffer, res: ServerResponse, signal: AbortSignal): Promise<Outcome> {
     try {
-      const rows = await predictor!.predict(body, { signal: client.signal, source: 'request body' });
-      reply(res, 200, formatPrediction(rows));
+      const rows = await this.#predictor!.predict(body, { signal, source: 'request body' });
+      this.#reply(res, 200, formatPrediction(rows));
       return { status: 200, bytes: body.length };
     } catch (err) {
-      if (client.signal.aborted) return { status: 499, bytes: body.length, error: 'client went away' };
+      if (signal.aborted) return { status: 499, bytes: body.length, error: 'client went away' };
       const status = statusOfError(err);
-      reply(
-        res,
-        status,
-        errorBody(status === 500 ? `internal error: ${errorMessage(err)}` : errorMessage(err)),
-      );
+      const message = status === 500 ? `internal error: ${errorMessage(err)}` : errorMessage(err);
+      this.#reply(res, status, errorBody(message));
       return { status, bytes: body.length, error: errorMessage(err) };
     }
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = performance.now();
-    const head = headOf(req);
-    const route = routeRequest(head, { state, maxBodyBytes, inFlight, maxInFlight });
-    let outcome: Outcome;
-    if (route.kind === 'ping') {
-      reply(res, 200, JSON.stringify({ status: 'ok' }));
-      outcome = { status: 200 };
-    } else if (route.kind === 'reject') {
-      reply(res, route.status, errorBody(route.message), route.headers);
-      discardBody(req, discardCap);
-      outcome = { status: route.status, error: route.message };
-    } else {
-      inFlight++;
-      outcome = await invoke(req, res).finally(() => inFlight--);
-    }
-    const ms = Math.round((performance.now() - started) * 10) / 10;
-    const fields = { method: head.method, path: head.path, ...outcome, ms };
-    if (outcome.status >= 500 && outcome.status !== 503) logger.error('request failed', fields);
-    else logger.info('request', fields);
-  }
-
-  const server = createServer((req, res) => {
-    const done = handle(req, res).catch((err: unknown) => {
-      logger.error('request handler failed', { error: errorMessage(err) });
-      send(res, 500, errorBody(`internal error: ${errorMessage(err)}`));
-    });
-    active.add(done);
-    void done.finally(() => active.delete(done));
-  });
-  const port = await listen(server, options.host, options.port);
-  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-  let closing: Promise<void> | undefined;
-
-  async function shutdown(): Promise<void> {
-    state = 'closing';
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
+  async #shutdown(): Promise<void> {
+    this.#state = 'closing';
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
     const grace = new AbortController();
-    await Promise.race([
-      Promise.allSettled([...active]),
-      delay(options.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS, undefined, { signal: grace.signal }).catch(
-        () => {},
-      ),
-    ]);
+    const graceOver = delay(this.#options.closeGraceMs, undefined, { signal: grace.signal }).catch(() => {});
+    await Promise.race([Promise.allSettled([...this.#active]), graceOver]);
     grace.abort();
-    server.closeAllConnections(); // their invocations see the client go away and settle
-    await Promise.allSettled([...active]);
+    this.#server.closeAllConnections(); // their invocations see the client go away and settle
+    await Promise.allSettled([...this.#active]);
     await closed;
-    state = 'closed';
+    this.#state = 'closed';
   }
+}
 
-  const close = () => {
-    closing ??= shutdown();
-    return closing;
-  };
-  return {
-    port,
-    url: `http://${host}:${port}`,
-    get state() {
-      return state;
-    },
-    ready(p) {
-      if (state !== 'loading')
-        throw new ClusterError('INTERNAL', `inference server: ready() in state ${state}`);
-      predictor = p;
-      state = 'ready';
-    },
-    close,
-    [Symbol.asyncDispose]: close,
-  };
+const roundMs = (ms: number) => Math.round(ms * 10) / 10;
+
+/** Listens on options.host:port in state 'loading'; call ready(predictor) once the model is loaded. */
+export async function startInferenceServer(options: InferenceServerOptions): Promise<InferenceServer> {
+  const server = new HttpInferenceServer(options);
+  await server.listen();
+  return server;
 }
