@@ -270,7 +270,10 @@ export class Coordinator {
   private applyJob(t: job.JobTransition<EpochPayload>): void {
     this.job = t.state;
     for (const e of t.events) {
-      if (e.type === 'committed') this.stats.onCommit(e.progress);
+      if (e.type === 'committed') {
+        this.stats.onCommit(e.progress);
+        this.log.debug('step committed', { ...e.progress, generation: this.members.generation });
+      }
       if (e.type === 'epoch-decided') this.onEpochDecided(e);
       if (e.type === 'finished') this.onFinished();
     }

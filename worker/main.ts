@@ -81,16 +81,19 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
     );
     const log = o.logger.child({ workerId: joined.workerId });
     log.info('joined', { coordinator: o.coordinator, peerPort: peer.port });
-    const storage = createStorage({ s3Endpoint: joined.job.s3Endpoint || undefined, env: o.env });
-    closers.push(() => storage.close());
-    const job = await prepareJob(o, joined, storage, log, closers, transport);
+    // Heartbeats start at once: preparing the job (backend, data, model) takes seconds.
     const session = createWorkerSession({
       client,
+      address: o.coordinator,
       workerId: joined.workerId,
       intervalMs: joined.heartbeatIntervalMs,
+      coordinatorTimeoutMs: o.coordinatorTimeoutMs,
       logger: log,
     });
     closers.push(() => session.close());
+    const storage = createStorage({ s3Endpoint: joined.job.s3Endpoint || undefined, env: o.env });
+    closers.push(() => storage.close());
+    const job = await prepareJob(o, joined, storage, log, closers, transport);
     return await trainGenerations(o, joined, job, session, transport, storage, log);
   } finally {
     for (const close of closers.reverse()) await close();

@@ -1,0 +1,162 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import test from 'ava';
+import { CLI_ENTRY } from '../../coordinator/launcher.js';
+import { lastJsonLine, runCliProcess } from '../helpers/cli-process.js';
+
+let dir: string;
+const children: ChildProcess[] = [];
+
+test.before(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'ssd-fail-'));
+  const synth = await runCliProcess([
+    'synth',
+    '--out',
+    dir,
+    '--train',
+    '96',
+    '--validation',
+    '6',
+    '--image-size',
+    '64',
+    '--log-level',
+    'warn',
+  ]);
+  if (synth.code !== 0) throw new Error(synth.stderr);
+});
+
+test.after.always(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A process whose JSON log lines (stderr) can be awaited by predicate, with a deadline. */
+function start(argv: string[]) {
+  const child = spawn(process.execPath, [CLI_ENTRY, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const lines: Record<string, unknown>[] = [];
+  const waiters: {
+    match: (l: Record<string, unknown>) => boolean;
+    resolve: (l: Record<string, unknown>) => void;
+  }[] = [];
+  let stdout = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  createInterface({ input: child.stderr! }).on('line', (text) => {
+    let line: Record<string, unknown>;
+    try {
+      line = { ...JSON.parse(text), at: performance.now() };
+    } catch {
+      return;
+    }
+    lines.push(line);
+    for (const w of [...waiters])
+      if (w.match(line)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(line);
+      }
+  });
+  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? 128)));
+  return {
+    child,
+    exited,
+    stdout: () => stdout,
+    lines,
+    waitFor(match: (l: Record<string, unknown>) => boolean, ms: number, what: string) {
+      const hit = lines.find(match);
+      if (hit) return Promise.resolve(hit);
+      return new Promise<Record<string, unknown>>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+        waiters.push({
+          match,
+          resolve: (l) => {
+            clearTimeout(timer);
+            resolve(l);
+          },
+        });
+      });
+    },
+  };
+}
+
+test('a worker killed with SIGKILL mid-epoch is dropped and the job finishes with the survivors', async (t) => {
+  const coordinator = start([
+    'coordinator',
+    '--train',
+    path.join(dir, 'train.rec'),
+    '--validation',
+    path.join(dir, 'validation.rec'),
+    '--num-classes',
+    '5',
+    '--num-training-samples',
+    '96',
+    '--base-network',
+    'tiny',
+    '--image-shape',
+    '64',
+    '--mini-batch-size',
+    '2',
+    '--epochs',
+    '3',
+    '--workers',
+    '3',
+    '--min-workers',
+    '2',
+    '--port',
+    '0',
+    '--heartbeat-timeout',
+    '2',
+    '--model-dir',
+    path.join(dir, 'model'),
+    '--log-level',
+    'debug',
+  ]);
+  const listening = await coordinator.waitFor(
+    (l) => l.msg === 'coordinator listening',
+    60_000,
+    'the coordinator',
+  );
+  const address = `127.0.0.1:${listening.port}`;
+  const workers = [0, 1, 2].map((i) =>
+    start([
+      'worker',
+      '--coordinator',
+      address,
+      '--backend',
+      'wasm',
+      '--worker-id',
+      `w${i}`,
+      '--log-level',
+      'warn',
+    ]),
+  );
+  await coordinator.waitFor(
+    (l) => l.msg === 'step committed' && (l.globalStep as number) >= 3,
+    120_000,
+    'step 3',
+  );
+  const killedAt = performance.now();
+  workers[2]!.child.kill('SIGKILL');
+  const reformed = await coordinator.waitFor(
+    (l) => l.msg === 'membership ring-formed' && (l.ring as string[]).length === 2,
+    30_000,
+    'the ring to re-form with 2 workers',
+  );
+  const resumed = await coordinator.waitFor(
+    (l) => l.msg === 'step committed' && (l.at as number) > (reformed.at as number),
+    60_000,
+    'a step committed by the new ring',
+  );
+  t.log(
+    `detected in ${Math.round((reformed.at as number) - killedAt)} ms, training again after ${Math.round((resumed.at as number) - killedAt)} ms`,
+  );
+  t.is(await coordinator.exited, 0);
+  const summary = lastJsonLine(coordinator.stdout());
+  t.is(summary.workers, 2);
+  t.is(summary.epochs, 3);
+  t.is(await workers[0]!.exited, 0);
+  t.is(await workers[1]!.exited, 0);
+  t.true(coordinator.lines.some((l) => l.msg === 'membership lost' && l.workerId === 'w2'));
+});
