@@ -143,7 +143,7 @@ test('synth aborted while drawing leaves nothing behind in the output directory'
       logger,
     },
   );
-  t.is(run.code, 1);
+  t.is(run.code, 130); // stopped by its signal, as by SIGINT
   t.regex(run.stderr, /stop/);
   t.deepEqual(await fs.readdir(dir), []);
 });
