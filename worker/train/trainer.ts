@@ -70,6 +70,23 @@ export interface TrainerOptions {
   prefetchDepth?: number;
   /** Loss lines every this many steps (default 10), and always at the end of an epoch. */
   lossLogEvery?: number;
+  /**
+   * Awaited at every point where the state may be saved (checkpointing.ts); run() goes on when it
+   * resolves, so getState() inside it sees exactly this point. A rejection stops run().
+   */
+  onCheckpointPoint?: (point: CheckpointPoint, signal: AbortSignal) => Promise<void>;
+}
+
+/**
+ * A step boundary where getState() is a consistent training state:
+ * - after a step the collective accepted (afterStep resolved true), except the last step of an
+ *   epoch (`epochEnd` false);
+ * - after an epoch's validation and decision, progress at the next epoch's position 0 (or finished)
+ *   (`epochEnd` true). The last step of an epoch is saved here, once, with the epoch's outcome.
+ */
+export interface CheckpointPoint {
+  progress: TrainingProgress;
+  epochEnd: boolean;
 }
 
 /** What one step did, as the cluster reports it to the coordinator. */
@@ -216,6 +233,7 @@ export function createTrainer(options: TrainerOptions): Trainer {
           dataSeconds,
         };
         interrupted = !(await c.afterStep(info));
+        if (!interrupted && !last) await options.onCheckpointPoint?.({ progress, epochEnd: false }, signal);
       }
     } finally {
       await prefetcher.close();
@@ -264,6 +282,7 @@ export function createTrainer(options: TrainerOptions): Trainer {
       validationMap: decision.validationMap,
       stop: progress.finished,
     });
+    await options.onCheckpointPoint?.({ progress, epochEnd: true }, signal);
     return true;
   };
 
