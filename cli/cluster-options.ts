@@ -23,6 +23,7 @@ export const clusterOptions = {
   'metrics-port': { type: 'string' },
   'cluster-token': { type: 'string' },
   'heartbeat-timeout': { type: 'string' },
+  'stall-timeout': { type: 'string' },
   'on-bad-record': { type: 'string' },
   'gradient-compression': { type: 'string' },
 } as const;
@@ -43,7 +44,9 @@ Cluster:
   --port P                       coordinator gRPC port (default 7070)
   --metrics-port P               coordinator Prometheus port (default 9090)
   --cluster-token T              shared secret workers must present (default: none)
-  --heartbeat-timeout S          seconds without a heartbeat before a worker is lost (default 10)`;
+  --heartbeat-timeout S          seconds without a heartbeat before a worker is lost (default 10)
+  --stall-timeout S              report a stall (logs, ssd_cluster_stalls_total) naming the ranks behind
+                                 when no step completes for this long (default 300)`;
 
 export interface ClusterSettings {
   hp: Readonly<Hyperparameters>;
@@ -55,6 +58,7 @@ export interface ClusterSettings {
   metricsPort: number;
   clusterToken: string;
   heartbeatTimeoutMs: number;
+  stallTimeoutMs: number;
 }
 
 type Values = {
@@ -84,6 +88,8 @@ export async function compileClusterSettings(
   }
   const heartbeatTimeoutS = numberFlag('heartbeat-timeout', values['heartbeat-timeout']) ?? 10;
   if (heartbeatTimeoutS <= 0) throw new UsageError('--heartbeat-timeout: must be > 0 seconds');
+  const stallTimeoutS = numberFlag('stall-timeout', values['stall-timeout']) ?? 300;
+  if (stallTimeoutS <= 0) throw new UsageError('--stall-timeout: must be > 0 seconds');
   return {
     hp,
     spec: {
@@ -109,5 +115,6 @@ export async function compileClusterSettings(
     metricsPort: intFlag('metrics-port', values['metrics-port'], { min: 0, max: 65535 }) ?? 9090,
     clusterToken: values['cluster-token'] ?? '',
     heartbeatTimeoutMs: heartbeatTimeoutS * 1000,
+    stallTimeoutMs: stallTimeoutS * 1000,
   };
 }

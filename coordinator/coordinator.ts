@@ -23,6 +23,7 @@ import {
   type StepReportMsg,
   unpackRows,
 } from './protocol.js';
+import { inspectStall } from './stall.js';
 import { type CoordinatorStats, createCoordinatorStats } from './stats.js';
 
 export interface CoordinatorOptions {
@@ -33,6 +34,8 @@ export interface CoordinatorOptions {
   heartbeatIntervalMs: number;
   /** Where to start (a resumed checkpoint); a fresh job starts at epoch 0. */
   resumeFrom?: job.Progress;
+  /** Report a stall when no step has been committed for this long (default 5 minutes). */
+  stallTimeoutMs?: number;
   logger?: Logger;
   clock?: Clock;
 }
@@ -70,6 +73,8 @@ export class Coordinator {
   private resolveFinished!: (s: TrainingSummary) => void;
   private readonly decisions = new Map<number, EpochDecisionMsg>();
   private closed = false;
+  private lastProgressMs: number;
+  private stallReported = false;
 
   constructor(options: CoordinatorOptions) {
     this.opts = options;
@@ -78,6 +83,7 @@ export class Coordinator {
     this.members = ms.createMembership(options.membership);
     this.job = job.createJob(options.hp.epochs, options.resumeFrom);
     this.stats = createCoordinatorStats(this.clock);
+    this.lastProgressMs = this.clock.monotonic();
     this.finished = new Promise((resolve) => {
       this.resolveFinished = resolve;
     });
@@ -85,10 +91,10 @@ export class Coordinator {
 
   /** Starts the membership timer (heartbeat timeouts, forming after the grace period). */
   start(tickMs = Math.max(50, Math.floor(this.opts.heartbeatIntervalMs / 2))): void {
-    this.timer ??= setInterval(
-      () => this.applyMembership(ms.onTick(this.members, this.clock.monotonic())),
-      tickMs,
-    );
+    this.timer ??= setInterval(() => {
+      this.applyMembership(ms.onTick(this.members, this.clock.monotonic()));
+      this.checkStall();
+    }, tickMs);
     this.timer.unref();
   }
 
@@ -229,6 +235,31 @@ export class Coordinator {
       : -1;
   }
 
+  /** Logs and counts a stall once per episode (no commit for stallTimeoutMs while running). */
+  private checkStall(): void {
+    if (this.members.phase !== 'running' || this.job.phase !== 'running' || this.stallReported) return;
+    const report = inspectStall({
+      nowMs: this.clock.monotonic(),
+      lastProgressMs: this.lastProgressMs,
+      stallTimeoutMs: this.opts.stallTimeoutMs ?? 300_000,
+      ring: this.members.members.map((m) => m.workerId),
+      positions: this.stats.positions,
+    });
+    if (!report) return;
+    this.stallReported = true;
+    this.stats.stalls += 1;
+    this.log.warn('stall: no step committed', {
+      waitedMs: Math.round(report.waitedMs),
+      generation: this.members.generation,
+      behind: report.behind,
+    });
+  }
+
+  private progressed(): void {
+    this.lastProgressMs = this.clock.monotonic();
+    this.stallReported = false;
+  }
+
   private checkGeneration(workerId: string, generation: number, rpc: string): void {
     if (generation !== this.members.generation || ms.rankOf(this.members, workerId) < 0) {
       throw new ClusterError(
@@ -259,6 +290,7 @@ export class Coordinator {
     for (const e of t.events) {
       this.log.info(`membership ${e.type}`, { ...e, type: undefined });
       if (e.type === 'ring-formed') {
+        this.progressed();
         this.job = job.onNewGeneration(this.job, e.generation, e.ring);
         this.stats.onGeneration(e.generation, e.ring.length);
       }
@@ -270,6 +302,7 @@ export class Coordinator {
   private applyJob(t: job.JobTransition<EpochPayload>): void {
     this.job = t.state;
     for (const e of t.events) {
+      if (e.type === 'committed' || e.type === 'epoch-decided') this.progressed();
       if (e.type === 'committed') {
         this.stats.onCommit(e.progress);
         this.log.debug('step committed', { ...e.progress, generation: this.members.generation });

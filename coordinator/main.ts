@@ -19,6 +19,7 @@ export interface RunCoordinatorOptions {
   address: string;
   clusterToken: string;
   heartbeatTimeoutMs: number;
+  stallTimeoutMs?: number;
   storage: Storage;
   logger: Logger;
   signal: AbortSignal;
@@ -64,6 +65,7 @@ export async function runCoordinator(o: RunCoordinatorOptions): Promise<Training
     },
     clusterToken: o.clusterToken,
     heartbeatIntervalMs,
+    stallTimeoutMs: o.stallTimeoutMs,
     logger: o.logger,
   });
   const server = await startCoordinatorServer(coordinator, o.address, o.logger);

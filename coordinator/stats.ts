@@ -23,6 +23,10 @@ export interface CoordinatorStats {
   generation: number;
   workers: number;
   restarts: number;
+  /** Stall episodes reported (coordinator/stall.ts). */
+  stalls: number;
+  /** Wall-clock ms of the last checkpoint written in full; null before the first. */
+  lastCheckpointMs: number | null;
   badRecords: number;
   committed: Progress | null;
   epochsDone: number;
@@ -53,6 +57,8 @@ export function createCoordinatorStats(clock: Clock): CoordinatorStats {
     generation: 0,
     workers: 0,
     restarts: 0,
+    stalls: 0,
+    lastCheckpointMs: null,
     badRecords: 0,
     committed: null,
     epochsDone: 0,

@@ -93,7 +93,7 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
     closers.push(() => session.close());
     const storage = createStorage({ s3Endpoint: joined.job.s3Endpoint || undefined, env: o.env });
     closers.push(() => storage.close());
-    const job = await prepareJob(o, joined, storage, log, closers, transport);
+    const job = await prepareJob(o, joined, { storage, log, closers, transport, session });
     return await trainGenerations(o, joined, job, session, transport, storage, log);
   } finally {
     for (const close of closers.reverse()) await close();
@@ -112,11 +112,15 @@ interface PreparedJob {
 async function prepareJob(
   o: RunWorkerOptions,
   joined: JoinResponseMsg,
-  storage: Storage,
-  log: Logger,
-  closers: (() => unknown)[],
-  transport: GrpcRingTransport,
+  ctx: {
+    storage: Storage;
+    log: Logger;
+    closers: (() => unknown)[];
+    transport: GrpcRingTransport;
+    session: WorkerSession;
+  },
 ): Promise<PreparedJob> {
+  const { storage, log, closers, transport, session } = ctx;
   const { job } = joined;
   const hp = compileHyperparameters(job.hyperparameters);
   const backend = await initBackend(o.backend, { logger: log, threads: o.threads });
@@ -140,7 +144,12 @@ async function prepareJob(
   });
   closers.push(() => model.dispose());
   const compression = job.gradientCompression === 'fp16' ? 'fp16' : 'none';
-  const reducer = new RingReducer(transport, { compression });
+  const reducer = new RingReducer(transport, {
+    compression,
+    onPhase: (phase) => {
+      session.position = { ...session.position, phase };
+    },
+  });
   const trainer = createTrainer({
     tf: backend.tf,
     model,

@@ -28,7 +28,12 @@ export class RingReducer implements GradientReducer {
 
   constructor(
     private readonly transport: RingTransport,
-    private readonly options: { compression: GradientCompression; bucketBytes?: number },
+    private readonly options: {
+      compression: GradientCompression;
+      bucketBytes?: number;
+      /** Told when an all-reduce starts and ends (heartbeat positions, stall reports). */
+      onPhase?: (phase: 'allreduce' | 'update') => void;
+    },
   ) {}
 
   /** Enters a new ring; rounds restart at 0 (every member does the same). */
@@ -44,6 +49,7 @@ export class RingReducer implements GradientReducer {
       this.plan = planBuckets(buffer.length, { bucketBytes: this.options.bucketBytes });
     }
     const started = performance.now();
+    this.options.onPhase?.('allreduce');
     const stats = await allReduceBuckets(buffer, this.plan, {
       rank: ring.rank,
       size: ring.size,
@@ -53,6 +59,7 @@ export class RingReducer implements GradientReducer {
       signal,
       compression: this.options.compression,
     });
+    this.options.onPhase?.('update');
     this.last = { seconds: (performance.now() - started) / 1000, bytesSent: stats.bytesSent };
   }
 }
