@@ -5,7 +5,7 @@ import { UsageError } from '../../shared/errors.js';
 import { createStorage } from '../../shared/storage/open-storage.js';
 import { parseBackendName } from '../../worker/backend/backend.js';
 import type { OnBadRecord } from '../../worker/data/dataset.js';
-import { runTraining } from '../../worker/train/run-training.js';
+import { runTraining, type TrainingRunOptions } from '../../worker/train/run-training.js';
 import { trainingHost } from '../../worker/train/sagemaker-log.js';
 import { intFlag, parseCommandArgs } from '../args.js';
 import { type CliCommand, writeJsonLine } from '../command.js';
@@ -34,6 +34,18 @@ Model and output:
   --s3-endpoint URL              S3-compatible endpoint for s3:// URLs
   --log-level LEVEL              debug, info, warn, error or silent (default info)
 
+Checkpoints and resume:
+  --checkpoint-dir URL           write checkpoints here (a path or s3://): at each epoch end, and every
+                                 --checkpoint-frequency steps; one folder per checkpoint, manifest.json last
+  --checkpoint-frequency N       also every N global steps (default 0: epoch ends only); a step checkpoint
+                                 due while the previous one is still being written is skipped
+  --keep-checkpoints K           keep the newest K checkpoints (default 3)
+  --resume                       continue from the newest valid checkpoint in --checkpoint-dir (corrupt or
+                                 partial ones are skipped with a warning; none: start fresh)
+  --resume-from URL              continue from this checkpoint (its folder or its manifest.json)
+  A resumed run needs the same seed and hyperparameters as the checkpoint (epochs may grow) and ends
+  with the weights of an uninterrupted run; its "images" count only what it trained itself.
+
 Hyperparameters: --NAME VALUE with the SageMaker name in dashes (--mini-batch-size 16), or
 --hyperparameters FILE (a SageMaker hyperparameters.json; flags win). num_classes and
 num_training_samples are required; num_training_samples must equal the records of the train channel.
@@ -57,11 +69,51 @@ const options = {
   backend: { type: 'string' },
   threads: { type: 'string' },
   'on-bad-record': { type: 'string' },
+  'checkpoint-dir': { type: 'string' },
+  'checkpoint-frequency': { type: 'string' },
+  'keep-checkpoints': { type: 'string' },
+  resume: { type: 'boolean' },
+  'resume-from': { type: 'string' },
 } as const;
 
 function parseOnBadRecord(value: string | undefined): OnBadRecord {
   if (value === undefined || value === 'skip' || value === 'fail') return value ?? 'skip';
   throw new UsageError(`--on-bad-record: expected skip or fail, got '${value}'`);
+}
+
+type CheckpointFlags = Pick<
+  TrainingRunOptions,
+  'checkpointDir' | 'checkpointFrequency' | 'keepCheckpoints' | 'resume' | 'resumeFrom'
+>;
+
+function parseCheckpointFlags(values: {
+  'checkpoint-dir'?: string;
+  'checkpoint-frequency'?: string;
+  'keep-checkpoints'?: string;
+  resume?: boolean;
+  'resume-from'?: string;
+}): CheckpointFlags {
+  const checkpointDir = values['checkpoint-dir'];
+  const flags = {
+    checkpointDir,
+    checkpointFrequency: intFlag('checkpoint-frequency', values['checkpoint-frequency'], { min: 0 }),
+    keepCheckpoints: intFlag('keep-checkpoints', values['keep-checkpoints'], { min: 1 }),
+    resume: values.resume === true,
+    resumeFrom: values['resume-from'],
+  };
+  if (checkpointDir === '')
+    throw new UsageError('--checkpoint-dir: expected a path or s3:// URL, got an empty string');
+  if (flags.resume && flags.resumeFrom !== undefined)
+    throw new UsageError('train: pass either --resume or --resume-from URL, not both');
+  const given: [string, boolean][] = [
+    ['resume', flags.resume],
+    ['checkpoint-frequency', flags.checkpointFrequency !== undefined],
+    ['keep-checkpoints', flags.keepCheckpoints !== undefined],
+  ];
+  const needsDir = given.find(([, set]) => set);
+  if (checkpointDir === undefined && needsDir)
+    throw new UsageError(`--${needsDir[0]}: needs --checkpoint-dir URL`);
+  return flags;
 }
 
 export const command: CliCommand = {
@@ -83,6 +135,7 @@ export const command: CliCommand = {
     const backend = parseBackendName(values.backend ?? 'auto');
     const seed = intFlag('seed', values.seed, { min: 0, max: Number.MAX_SAFE_INTEGER }) ?? 0;
     const threads = intFlag('threads', values.threads, { min: 1, max: 8 });
+    const checkpoints = parseCheckpointFlags(values);
     const hp = await loadHyperparameters(values);
     const storage = createStorage({ s3Endpoint: values['s3-endpoint'], env: ctx.env });
     try {
@@ -99,6 +152,7 @@ export const command: CliCommand = {
         threads,
         pretrainedBase: values['pretrained-base'],
         onBadRecord,
+        ...checkpoints,
         storage,
         logger: ctx.logger,
         metrics: (line) => ctx.stderr.write(`${line}\n`),

@@ -1,7 +1,9 @@
 /**
  * A whole one-process training run, the body of `ssd-cluster train` (and of `bench learn`):
  * backend, data sets (with the num_training_samples check), model (seeded, optionally with a
- * pretrained base), the trainer, then the model artifact. Resources are closed in reverse order of
+ * pretrained base), the trainer (restored from a checkpoint with --resume / --resume-from; checkpoints
+ * with --checkpoint-dir, the last one complete before the model is written), then the model
+ * artifact. The summary's images are those this run trained. Resources are closed in reverse order of
  * creation, whatever happens; the tfjs backend stays (tfjs cannot re-create a removed backend).
  */
 import { performance } from 'node:perf_hooks';
@@ -16,8 +18,9 @@ import type { Dataset, OnBadRecord } from '../data/dataset.js';
 import { openDataset } from '../data/open-dataset.js';
 import { createSsdModel, type SsdModel } from '../model/ssd.js';
 import { loadBaseWeights, requirePretrainedBase } from '../model/weights.js';
+import { type Checkpointing, startCheckpointing } from './checkpointing.js';
 import { readDatasetClasses, writeModelArtifact } from './model-artifact.js';
-import { createTrainer } from './trainer.js';
+import { createTrainer, type TrainerOptions } from './trainer.js';
 
 export interface TrainingRunOptions {
   hp: Readonly<Hyperparameters>;
@@ -33,6 +36,16 @@ export interface TrainingRunOptions {
   threads?: number;
   pretrainedBase?: string;
   onBadRecord?: OnBadRecord;
+  /** `--checkpoint-dir` (a path or s3://): checkpoints at epoch ends and every checkpointFrequency steps. */
+  checkpointDir?: string;
+  /** `--checkpoint-frequency` steps (default 0: epoch ends only). */
+  checkpointFrequency?: number;
+  /** `--keep-checkpoints` (default 3). */
+  keepCheckpoints?: number;
+  /** `--resume`: continue from the newest valid checkpoint in checkpointDir, if any. */
+  resume?: boolean;
+  /** `--resume-from`: continue from this checkpoint. */
+  resumeFrom?: string;
   storage: Storage;
   logger: Logger;
   /** SageMaker metric lines. */
@@ -100,9 +113,14 @@ export async function runTraining(o: TrainingRunOptions): Promise<TrainingRunRes
     const classes = await readDatasetClasses(o.train, o.hp.num_classes, o.storage, o.signal);
     const model = await createModel(o);
     closers.push(() => model.dispose());
-    const trainer = createTrainer({ ...o, tf: backend.tf, model, train, validation });
-    closers.push(() => trainer.close());
+    const { trainer, checkpointing } = await createResumableTrainer(
+      o,
+      { ...o, tf: backend.tf, model, train, validation },
+      backend.name,
+      closers,
+    );
     const summary = await trainer.run(o.signal);
+    await flushCheckpoints(checkpointing, o);
     await writeModelArtifact({
       model,
       hp: o.hp,
@@ -114,7 +132,8 @@ export async function runTraining(o: TrainingRunOptions): Promise<TrainingRunRes
       signal: o.signal,
     });
     const seconds = (performance.now() - started) / 1000;
-    const images = summary.progress.imagesTrained;
+    // This run's images only: a resumed run started from the checkpoint's count.
+    const images = summary.progress.imagesTrained - (checkpointing.resumed?.progress.imagesTrained ?? 0);
     return {
       images,
       seconds,
@@ -127,4 +146,46 @@ export async function runTraining(o: TrainingRunOptions): Promise<TrainingRunRes
   } finally {
     for (const close of closers.reverse()) await close();
   }
+}
+
+/**
+ * The trainer, restored from a checkpoint when resuming, with its checkpoint points wired to the
+ * checkpointer; both go on `closers`.
+ */
+async function createResumableTrainer(
+  o: TrainingRunOptions,
+  trainerOptions: Omit<TrainerOptions, 'onCheckpointPoint'>,
+  backend: string,
+  closers: (() => unknown)[],
+) {
+  let late: Checkpointing | undefined; // the hook is given before the trainer exists to restore
+  const trainer = createTrainer({
+    ...trainerOptions,
+    onCheckpointPoint: async (point, signal) => late?.onCheckpointPoint(point, signal),
+  });
+  closers.push(() => trainer.close());
+  const checkpointing = await startCheckpointing({
+    storage: o.storage,
+    dir: o.checkpointDir,
+    frequency: o.checkpointFrequency,
+    keep: o.keepCheckpoints,
+    resume: o.resume,
+    resumeFrom: o.resumeFrom,
+    hp: o.hp,
+    seed: o.seed,
+    meta: { workers: 1, backend, train: o.train },
+    trainer,
+    logger: o.logger,
+    signal: o.signal,
+  });
+  late = checkpointing;
+  closers.push(() => checkpointing.close());
+  return { trainer, checkpointing };
+}
+
+/** Before the model is written: the last checkpoint must be complete; failures were logged one by one. */
+async function flushCheckpoints(checkpointing: Checkpointing, o: TrainingRunOptions): Promise<void> {
+  const stats = await checkpointing.checkpointer?.flush(o.signal);
+  if (stats && stats.failed > 0)
+    o.logger.warn('some checkpoints were not written', { dir: o.checkpointDir, ...stats });
 }
