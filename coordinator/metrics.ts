@@ -26,10 +26,6 @@ export interface CoordinatorMetricsSource {
   stats: CoordinatorStats;
   /** Membership as the coordinator holds it (its `membership` getter fits). */
   membership(): DiscoverableMembership & { phase: JobPhase };
-  /** Times the job went stalled (fewer than min_workers alive); 0 when not given. */
-  stalls?(): number;
-  /** Wall-clock ms when the last checkpoint was completely written; null before the first. */
-  lastCheckpointMs?(): number | null;
 }
 
 export interface CoordinatorMetricsOptions {
@@ -141,7 +137,7 @@ function registerStateGauges(registry: Registry, source: CoordinatorMetricsSourc
     registry,
     'ssd_cluster_checkpoint_last_success_timestamp_seconds',
     'Unix time of the last checkpoint written in full (0 before the first).',
-    () => (source.lastCheckpointMs?.() ?? 0) / 1000,
+    () => (stats.lastCheckpointMs ?? 0) / 1000,
   );
   mirroredCounter(
     registry,
@@ -152,8 +148,8 @@ function registerStateGauges(registry: Registry, source: CoordinatorMetricsSourc
   mirroredCounter(
     registry,
     'ssd_cluster_stalls_total',
-    'Times the job stalled with fewer than min_workers alive.',
-    () => source.stalls?.() ?? 0,
+    'Stall episodes: no step committed for the stall timeout while the job was running.',
+    () => stats.stalls,
   );
   registerPhaseGauges(registry, source);
 }

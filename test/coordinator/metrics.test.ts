@@ -190,20 +190,14 @@ test('coordinator speedup and efficiency come from cluster throughput over compu
   t.true(Math.abs(busbw - 4_000_000 / PHASES.allreduceSeconds) < 1e-3, 'busbw = algbw for 2 ranks');
 });
 
-test('coordinator stalls and checkpoint time come from the source callbacks when given', async (t) => {
+test('coordinator metrics read stalls and the last checkpoint time from the stats', async (t) => {
   const c = twoWorkerCoordinator(t);
   const registry = new Registry();
-  let stalls = 0;
-  let checkpointMs: number | null = null;
-  createCoordinatorMetrics(
-    registry,
-    { ...c.source, stalls: () => stalls, lastCheckpointMs: () => checkpointMs },
-    { clock: c.clock, defaultMetrics: false },
-  );
+  createCoordinatorMetrics(registry, c.source, { clock: c.clock, defaultMetrics: false });
   t.is(await seriesValue(registry, 'ssd_cluster_stalls_total'), 0);
   t.is(await seriesValue(registry, 'ssd_cluster_checkpoint_last_success_timestamp_seconds'), 0);
-  stalls = 3;
-  checkpointMs = 1_700_000_000_500;
+  c.coordinator.stats.stalls = 3;
+  c.coordinator.stats.lastCheckpointMs = 1_700_000_000_500;
   t.is(await seriesValue(registry, 'ssd_cluster_stalls_total'), 3);
   t.is(await seriesValue(registry, 'ssd_cluster_checkpoint_last_success_timestamp_seconds'), 1_700_000_000.5);
 });
