@@ -24,6 +24,11 @@ export const clusterOptions = {
   'cluster-token': { type: 'string' },
   'heartbeat-timeout': { type: 'string' },
   'stall-timeout': { type: 'string' },
+  'checkpoint-dir': { type: 'string' },
+  'checkpoint-frequency': { type: 'string' },
+  'keep-checkpoints': { type: 'string' },
+  resume: { type: 'boolean' },
+  'resume-from': { type: 'string' },
   'on-bad-record': { type: 'string' },
   'gradient-compression': { type: 'string' },
 } as const;
@@ -38,6 +43,13 @@ export const CLUSTER_OPTIONS_HELP = `Job:
   --seed S                       data order, augmentation and initialisation seed (default 0)
   --on-bad-record skip|fail      corrupt records: skip with a warning and count (default) or stop
   --gradient-compression none|fp16   all-reduce payload (default none)
+Checkpoints:
+  --checkpoint-dir URL           write checkpoints here (path or s3://); rank 0 writes them from a snapshot
+  --checkpoint-frequency N       every N steps, and at each epoch end (default 0: epoch ends only)
+  --keep-checkpoints K           keep the newest K (default 3)
+  --resume                       continue from the newest valid checkpoint in --checkpoint-dir
+                                 (corrupt or partial ones are skipped with a warning)
+  --resume-from URL              continue from this checkpoint
 Cluster:
   --workers N                    form the ring when N workers have joined (default 1)
   --min-workers N, --max-workers N   keep training while at least min remain; admit up to max
@@ -59,6 +71,17 @@ export interface ClusterSettings {
   clusterToken: string;
   heartbeatTimeoutMs: number;
   stallTimeoutMs: number;
+  /** What to resume from, resolved by the coordinator at start. */
+  resume: { newest: boolean; from: string | undefined };
+}
+
+function resumeChoice(values: Values): ClusterSettings['resume'] {
+  if (values.resume && values['resume-from'])
+    throw new UsageError('--resume and --resume-from: give one of them');
+  if (values.resume && !values['checkpoint-dir']) {
+    throw new UsageError('--resume: needs --checkpoint-dir to look for checkpoints in');
+  }
+  return { newest: values.resume === true, from: values['resume-from'] };
 }
 
 type Values = {
@@ -105,9 +128,12 @@ export async function compileClusterSettings(
       onBadRecord,
       gradientCompression: compression,
       modelArchive: values['model-archive'] === true,
-      checkpointDir: '',
-      checkpointFrequency: 0,
+      checkpointDir: values['checkpoint-dir'] ?? '',
+      checkpointFrequency: intFlag('checkpoint-frequency', values['checkpoint-frequency'], { min: 0 }) ?? 0,
+      keepCheckpoints: intFlag('keep-checkpoints', values['keep-checkpoints'], { min: 1 }) ?? 3,
+      resumeFrom: '',
     },
+    resume: resumeChoice(values),
     workers,
     minWorkers,
     maxWorkers,

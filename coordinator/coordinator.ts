@@ -23,6 +23,7 @@ import {
   type StepReportMsg,
   unpackRows,
 } from './protocol.js';
+import type { EarlyStoppingState } from './schedule/early-stopping.js';
 import { inspectStall } from './stall.js';
 import { type CoordinatorStats, createCoordinatorStats } from './stats.js';
 
@@ -34,6 +35,9 @@ export interface CoordinatorOptions {
   heartbeatIntervalMs: number;
   /** Where to start (a resumed checkpoint); a fresh job starts at epoch 0. */
   resumeFrom?: job.Progress;
+  /** Early-stopping state and the mAPs of the epochs before a resume. */
+  earlyStopping?: EarlyStoppingState;
+  validationMaps?: readonly number[];
   /** Report a stall when no step has been committed for this long (default 5 minutes). */
   stallTimeoutMs?: number;
   logger?: Logger;
@@ -80,8 +84,14 @@ export class Coordinator {
     this.opts = options;
     this.log = options.logger ?? noopLogger;
     this.clock = options.clock ?? systemClock;
-    this.members = ms.createMembership(options.membership);
-    this.job = job.createJob(options.hp.epochs, options.resumeFrom);
+    // Generations start at the wall clock in ms: above anything a previous coordinator of this job issued.
+    this.members = ms.createMembership(options.membership, Math.floor(this.clock.now()));
+    this.job = job.createJob(
+      options.hp.epochs,
+      options.resumeFrom,
+      options.earlyStopping,
+      options.validationMaps,
+    );
     this.stats = createCoordinatorStats(this.clock);
     this.lastProgressMs = this.clock.monotonic();
     this.finished = new Promise((resolve) => {
@@ -151,6 +161,7 @@ export class Coordinator {
 
   /** Long-polls until `workerId` is in a ring newer than it knows and every member has asked. */
   async getAssignment(req: AssignmentRequestMsg, signal: AbortSignal): Promise<AssignmentMsg> {
+    this.checkKnown(req.workerId, 'GetAssignment');
     for (;;) {
       if (this.job.phase === 'finished' || this.closed) return finishedAssignment(this.members.generation);
       const rank = ms.rankOf(this.members, req.workerId);
@@ -177,6 +188,8 @@ export class Coordinator {
     this.checkGeneration(req.workerId, req.generation, 'ReportStep');
     if (!req.progress) throw new ClusterError('PROTOCOL', 'ReportStep: progress is required');
     this.stats.onStep(req);
+    if (req.checkpointWrittenMs)
+      this.stats.lastCheckpointMs = Math.max(this.stats.lastCheckpointMs ?? 0, req.checkpointWrittenMs);
     this.applyJob(job.onStepReport(this.job, req.workerId, req.progress));
     return { generation: this.members.generation, stop: this.job.phase === 'finished' };
   }
@@ -260,6 +273,16 @@ export class Coordinator {
     this.stallReported = false;
   }
 
+  /** A worker this coordinator never saw (it was restarted) must join again. */
+  private checkKnown(workerId: string, rpc: string): void {
+    const known =
+      this.members.members.some((m) => m.workerId === workerId) ||
+      this.members.candidates.some((c) => c.workerId === workerId);
+    if (!known && this.job.phase !== 'finished') {
+      throw new ClusterError('NOT_FOUND', `${rpc}: unknown worker ${workerId}; join again`);
+    }
+  }
+
   private checkGeneration(workerId: string, generation: number, rpc: string): void {
     if (generation !== this.members.generation || ms.rankOf(this.members, workerId) < 0) {
       throw new ClusterError(
@@ -336,7 +359,7 @@ export class Coordinator {
       seconds,
       imagesPerSecond: seconds > 0 ? this.stats.imagesTotal / seconds : 0,
       workers: this.members.members.length,
-      epochs: maps.length,
+      epochs: this.job.committed.epoch,
       validationMap: last === undefined || Number.isNaN(last) ? null : last,
       modelDir: this.opts.spec.modelDir,
     });

@@ -5,6 +5,8 @@ import { ConfigError } from '../shared/errors.js';
 import type { Logger } from '../shared/logging.js';
 import type { Storage } from '../shared/storage/storage.js';
 import { openDataset } from '../worker/data/open-dataset.js';
+import { findResumeCheckpoint, resumeProblems } from '../worker/train/checkpointing.js';
+import { createCheckpointStore, type LoadedCheckpoint } from './checkpoint/store.js';
 import { Coordinator, type TrainingSummary } from './coordinator.js';
 import type { JobSpecMsg } from './protocol.js';
 import { startCoordinatorServer } from './service.js';
@@ -20,6 +22,8 @@ export interface RunCoordinatorOptions {
   clusterToken: string;
   heartbeatTimeoutMs: number;
   stallTimeoutMs?: number;
+  /** --resume (newest valid checkpoint in spec.checkpointDir) or --resume-from URL. */
+  resume?: { newest: boolean; from: string | undefined };
   storage: Storage;
   logger: Logger;
   signal: AbortSignal;
@@ -50,8 +54,44 @@ export async function checkTrainData(
  * The coordinator's composition root: checks the data, serves cluster.proto until the job finishes
  * (or the signal aborts), then shuts down in reverse order and returns the summary.
  */
+/**
+ * The checkpoint the job resumes from (checked against the hyperparameters and seed), recorded in the
+ * spec so that workers load it; undefined for a fresh start.
+ */
+async function resolveResume(o: RunCoordinatorOptions): Promise<LoadedCheckpoint | undefined> {
+  if (!o.resume?.newest && !o.resume?.from) return undefined;
+  const store = o.spec.checkpointDir
+    ? createCheckpointStore({
+        storage: o.storage,
+        dir: o.spec.checkpointDir,
+        keep: o.spec.keepCheckpoints || 3,
+        logger: o.logger,
+      })
+    : undefined;
+  try {
+    const found = await findResumeCheckpoint({
+      storage: o.storage,
+      store,
+      resume: o.resume.newest,
+      resumeFrom: o.resume.from,
+      logger: o.logger,
+      signal: o.signal,
+    });
+    if (!found) return undefined;
+    const problems = resumeProblems(found.url, found.meta, o.hp, o.spec.seed);
+    if (problems.length > 0) throw new ConfigError(problems);
+    o.spec.resumeFrom = found.url;
+    o.logger.info('resuming from checkpoint', { url: found.url, ...found.state.progress });
+    return found;
+  } finally {
+    await store?.close();
+  }
+}
+
 export async function runCoordinator(o: RunCoordinatorOptions): Promise<TrainingSummary> {
   const samples = await checkTrainData(o.spec, o.hp, o.storage);
+  const resumed = await resolveResume(o);
+  const at = resumed?.state.progress;
   const heartbeatIntervalMs = Math.max(100, Math.min(2000, Math.floor(o.heartbeatTimeoutMs / 5)));
   const coordinator = new Coordinator({
     spec: o.spec,
@@ -66,6 +106,9 @@ export async function runCoordinator(o: RunCoordinatorOptions): Promise<Training
     clusterToken: o.clusterToken,
     heartbeatIntervalMs,
     stallTimeoutMs: o.stallTimeoutMs,
+    resumeFrom: at && { epoch: at.epoch, position: at.position, globalStep: at.globalStep },
+    earlyStopping: at?.earlyStopping,
+    validationMaps: at?.validationMaps,
     logger: o.logger,
   });
   const server = await startCoordinatorServer(coordinator, o.address, o.logger);

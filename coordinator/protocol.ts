@@ -33,6 +33,8 @@ export interface JobSpecMsg {
   modelArchive: boolean;
   checkpointDir: string;
   checkpointFrequency: number;
+  keepCheckpoints: number;
+  resumeFrom: string;
 }
 
 export interface JoinRequestMsg {
@@ -100,6 +102,8 @@ export interface StepReportMsg {
   allreduceBytes: number;
   badRecords: number;
   learningRate: number;
+  /** 0 or absent: none written yet (proto-loader fills 0 on the receiving side). */
+  checkpointWrittenMs?: number;
 }
 
 export interface StepAckMsg {

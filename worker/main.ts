@@ -10,6 +10,7 @@
  * ring from the least advanced survivor.
  */
 import { hostname } from 'node:os';
+import { createCheckpointStore, loadCheckpoint } from '../coordinator/checkpoint/store.js';
 import type { AssignmentMsg, JoinResponseMsg, ProgressMsg } from '../coordinator/protocol.js';
 import { compileHyperparameters } from '../shared/config/compile.js';
 import type { Hyperparameters } from '../shared/config/hyperparameters.js';
@@ -23,6 +24,12 @@ import { CoordinatorClient } from './coordinator-client.js';
 import { startPeerServer } from './peer-service.js';
 import { RingReducer } from './ring-reducer.js';
 import { RollbackSnapshots } from './rollback.js';
+import {
+  type Checkpointer,
+  checkpointMeta,
+  createCheckpointer,
+  resumeTrainer,
+} from './train/checkpointing.js';
 import { readDatasetClasses, writeModelArtifact } from './train/model-artifact.js';
 import { createModel, openChannel } from './train/run-training.js';
 import { trainingHost } from './train/sagemaker-log.js';
@@ -67,18 +74,20 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
   try {
     const peer = await startPeerServer({ handler: transport, address: '0.0.0.0:0', logger: o.logger });
     closers.push(() => peer.close());
-    const joined = await client.join(
-      {
-        clusterToken: o.clusterToken,
-        workerId: o.workerId ?? '',
-        peerAddress: `${o.advertise ?? ''}:${peer.port}`,
-        metricsAddress: '',
-        layoutHash: '',
-        backend: o.backend,
-        hostname: hostname(),
-      },
-      o.signal,
-    );
+    const request = {
+      clusterToken: o.clusterToken,
+      workerId: o.workerId ?? '',
+      peerAddress: `${o.advertise ?? ''}:${peer.port}`,
+      metricsAddress: '',
+      layoutHash: '',
+      backend: o.backend,
+      hostname: hostname(),
+    };
+    const joined = await client.join(request, o.signal);
+    // A restarted coordinator does not know this worker: join it again under the same id.
+    const rejoin = async () => {
+      await client.join({ ...request, workerId: joined.workerId }, o.signal);
+    };
     const log = o.logger.child({ workerId: joined.workerId });
     log.info('joined', { coordinator: o.coordinator, peerPort: peer.port });
     // Heartbeats start at once: preparing the job (backend, data, model) takes seconds.
@@ -94,7 +103,7 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
     const storage = createStorage({ s3Endpoint: joined.job.s3Endpoint || undefined, env: o.env });
     closers.push(() => storage.close());
     const job = await prepareJob(o, joined, { storage, log, closers, transport, session });
-    return await trainGenerations(o, joined, job, session, transport, storage, log);
+    return await trainGenerations(o, joined, job, { session, transport, storage, log, rejoin });
   } finally {
     for (const close of closers.reverse()) await close();
   }
@@ -103,6 +112,10 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
 interface PreparedJob {
   hp: Readonly<Hyperparameters>;
   trainer: Trainer;
+  /** This worker's rank in the current ring (rank 0 writes the checkpoints). */
+  ring: { rank: number };
+  /** Undefined without a checkpoint dir; flushed before the worker leaves. */
+  checkpointer: Checkpointer | undefined;
   reducer: RingReducer;
   layoutHash: string;
   classes: string[] | undefined;
@@ -162,14 +175,35 @@ async function prepareJob(
     host: trainingHost(o.env, hostname()),
     reducer,
     onBadRecord: channel.onBadRecord,
+    onCheckpointPoint: async (point, signal) => {
+      if (ring.rank === 0) await checkpointer?.maybeCheckpoint(point.progress, point, signal);
+    },
   });
   closers.push(() => trainer.close());
+  const ring = { rank: -1 };
+  const checkpointer = job.checkpointDir
+    ? createCheckpointer({
+        store: createCheckpointStore({
+          storage,
+          dir: job.checkpointDir,
+          keep: job.keepCheckpoints || 3,
+          logger: log,
+        }),
+        trainer,
+        frequency: job.checkpointFrequency,
+        meta: checkpointMeta(hp, job.seed, { workerId: joined.workerId }),
+        logger: log,
+      })
+    : undefined;
+  if (checkpointer) closers.push(() => checkpointer.close());
   // Neighbours compare this when their ring streams open: the packed gradient buffers must line up.
   const layoutHash = trainer.step.layout.hash;
   const classes = await readDatasetClasses(job.trainUrl, hp.num_classes, storage, o.signal);
   return {
     hp,
     trainer,
+    ring,
+    checkpointer,
     reducer,
     layoutHash,
     classes,
@@ -192,11 +226,15 @@ async function trainGenerations(
   o: RunWorkerOptions,
   joined: JoinResponseMsg,
   job: PreparedJob,
-  session: WorkerSession,
-  transport: GrpcRingTransport,
-  _storage: Storage,
-  log: Logger,
+  ctx: {
+    session: WorkerSession;
+    transport: GrpcRingTransport;
+    storage: Storage;
+    log: Logger;
+    rejoin: () => Promise<void>;
+  },
 ): Promise<WorkerResult> {
+  const { session, transport, storage, log } = ctx;
   const workerId = joined.workerId;
   let known = 0;
   let generations = 0;
@@ -205,13 +243,32 @@ async function trainGenerations(
   const snapshots = new RollbackSnapshots();
   for (;;) {
     const completed: ProgressMsg | null = hasState ? progressOf(job.trainer) : null;
-    const a = await session.client.getAssignment(workerId, known, completed, o.signal);
+    let a: AssignmentMsg;
+    try {
+      a = await session.client.getAssignment(workerId, known, completed, o.signal);
+    } catch (err) {
+      if (!isClusterError(err, 'NOT_FOUND')) throw err;
+      log.warn('the coordinator does not know this worker; joining again', { error: errorMessage(err) });
+      await ctx.rejoin();
+      known = 0;
+      continue;
+    }
     if (a.finished) break;
     known = a.generation;
     generations++;
     const gen = session.enterGeneration(a.generation, o.signal);
     try {
+      if (!hasState && a.stateSourceRank < 0 && a.start!.globalStep > 0 && joined.job.resumeFrom) {
+        // The job resumes from a checkpoint and this worker has no state of its own yet.
+        resumeTrainer(job.trainer, await loadCheckpoint(storage, joined.job.resumeFrom, o.signal), {
+          hp: job.hp,
+          seed: joined.job.seed,
+          logger: log,
+        });
+        hasState = true;
+      }
       checkStart(a, job.trainer, hasState, snapshots);
+      job.ring.rank = a.rank;
       if (a.worldSize > 1) await snapshots.record(job.trainer);
       await transport.join(
         {
@@ -231,12 +288,13 @@ async function trainGenerations(
         start: a.start,
       });
       let writer = false;
-      const collective = clusterCollective(a, workerId, session, snapshots, job.trainer, (w) => {
+      const collective = clusterCollective(a, workerId, session, snapshots, job, (w) => {
         writer = w;
       });
       const summary = await job.trainer.run(gen.signal, collective);
       hasState = true;
       if (!summary.interrupted && writer) {
+        await job.checkpointer?.flush(o.signal);
         await job.writeModel(o.signal);
         await session.client.reportDone(
           { workerId, generation: a.generation, modelDir: joined.job.modelDir },
@@ -262,7 +320,7 @@ function clusterCollective(
   workerId: string,
   session: WorkerSession,
   snapshots: RollbackSnapshots,
-  trainer: Trainer,
+  job: PreparedJob,
   setWriter: (writer: boolean) => void,
 ): Collective {
   const generation = a.generation;
@@ -270,7 +328,7 @@ function clusterCollective(
     rank: a.rank,
     worldSize: a.worldSize,
     async afterStep(info) {
-      if (a.worldSize > 1) await snapshots.record(trainer);
+      if (a.worldSize > 1) await snapshots.record(job.trainer);
       session.position = {
         epoch: info.progress.epoch,
         step: info.progress.globalStep,
@@ -292,6 +350,7 @@ function clusterCollective(
           allreduceBytes: 0,
           badRecords: info.skipped,
           learningRate: info.lr,
+          checkpointWrittenMs: job.checkpointer?.lastSuccessMs ?? 0,
         },
         session.generationSignal,
       );

@@ -66,6 +66,7 @@ export function createJob<P>(
   epochs: number,
   resumeFrom?: Progress,
   earlyStopping?: EarlyStoppingState,
+  validationMaps: readonly number[] = [],
 ): JobState<P> {
   return {
     epochs,
@@ -77,7 +78,7 @@ export function createJob<P>(
     lastReported: new Map(),
     epochReports: new Map(),
     earlyStopping: earlyStopping ?? INITIAL_EARLY_STOPPING_STATE,
-    validationMaps: [],
+    validationMaps: [...validationMaps],
     phase: resumeFrom && resumeFrom.epoch >= epochs ? 'finished' : 'running',
     writer: null,
   };

@@ -71,7 +71,11 @@ export interface Transition {
   events: MembershipEvent[];
 }
 
-export function createMembership(config: MembershipConfig): MembershipState {
+/**
+ * `initialGeneration` lets a restarted coordinator continue above every generation its predecessor
+ * handed out (the coordinator passes the wall clock in ms), so workers never see one go backwards.
+ */
+export function createMembership(config: MembershipConfig, initialGeneration = 0): MembershipState {
   if (config.minWorkers < 1 || config.maxWorkers < config.minWorkers) {
     throw new RangeError(
       `membership: need 1 <= minWorkers <= maxWorkers, got ${config.minWorkers}..${config.maxWorkers}`,
@@ -85,7 +89,7 @@ export function createMembership(config: MembershipConfig): MembershipState {
   return Object.freeze({
     config,
     phase: 'forming',
-    generation: 0,
+    generation: initialGeneration,
     members: [],
     candidates: [],
     lastJoinMs: 0,

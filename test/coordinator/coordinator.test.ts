@@ -30,6 +30,8 @@ const spec: JobSpecMsg = {
   modelArchive: false,
   checkpointDir: '',
   checkpointFrequency: 0,
+  keepCheckpoints: 3,
+  resumeFrom: '',
 };
 
 async function startCluster(t: import('ava').ExecutionContext, workers: number) {

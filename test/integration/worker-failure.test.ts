@@ -1,14 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import test from 'ava';
-import { CLI_ENTRY } from '../../coordinator/launcher.js';
 import { lastJsonLine, runCliProcess } from '../helpers/cli-process.js';
+import { killAll, start } from '../helpers/logged-process.js';
 
 let dir: string;
-const children: ChildProcess[] = [];
 
 test.before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'ssd-fail-'));
@@ -29,57 +26,9 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  killAll();
   await rm(dir, { recursive: true, force: true });
 });
-
-/** A process whose JSON log lines (stderr) can be awaited by predicate, with a deadline. */
-function start(argv: string[]) {
-  const child = spawn(process.execPath, [CLI_ENTRY, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  const lines: Record<string, unknown>[] = [];
-  const waiters: {
-    match: (l: Record<string, unknown>) => boolean;
-    resolve: (l: Record<string, unknown>) => void;
-  }[] = [];
-  let stdout = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-  createInterface({ input: child.stderr! }).on('line', (text) => {
-    let line: Record<string, unknown>;
-    try {
-      line = { ...JSON.parse(text), at: performance.now() };
-    } catch {
-      return;
-    }
-    lines.push(line);
-    for (const w of [...waiters])
-      if (w.match(line)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(line);
-      }
-  });
-  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? 128)));
-  return {
-    child,
-    exited,
-    stdout: () => stdout,
-    lines,
-    waitFor(match: (l: Record<string, unknown>) => boolean, ms: number, what: string) {
-      const hit = lines.find(match);
-      if (hit) return Promise.resolve(hit);
-      return new Promise<Record<string, unknown>>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-        waiters.push({
-          match,
-          resolve: (l) => {
-            clearTimeout(timer);
-            resolve(l);
-          },
-        });
-      });
-    },
-  };
-}
 
 test('a worker killed with SIGKILL mid-epoch is dropped and the job finishes with the survivors', async (t) => {
   const coordinator = start([
