@@ -21,6 +21,8 @@ export type { WireChunk };
  * (the ring transport), encodes chunks and maps errors to statuses. No ring logic lives here.
  */
 export const PEER_SERVICE_NAME = 'ssdcluster.peer.v1.Peer';
+/** Message limit of peer traffic on both ends: ring chunks are at most 16 MiB plus a small header. */
+export const PEER_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
 
 /**
  * peer.proto as grpc-js sees it, with the hot method's Chunk responses (de)serialised by
@@ -158,7 +160,10 @@ export async function startPeerServer(options: {
   maxMessageBytes?: number;
 }): Promise<PeerServer> {
   const logger = options.logger ?? noopLogger;
-  const server = new RpcServer({ logger, maxMessageBytes: options.maxMessageBytes });
+  const server = new RpcServer({
+    logger,
+    maxMessageBytes: options.maxMessageBytes ?? PEER_MAX_MESSAGE_BYTES,
+  });
   const { packageDefinition, service } = peerProto();
   server.addService(service, peerServiceImplementation(options.handler, logger));
   const health = addHealthAndReflection(server, {

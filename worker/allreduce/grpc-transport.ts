@@ -8,6 +8,7 @@ import {
   type ChunkSink,
   fromWireChunk,
   type OpenRingRequest,
+  PEER_MAX_MESSAGE_BYTES,
   type PeerHandler,
   type PingReply,
   peerProto,
@@ -32,7 +33,6 @@ import { type ChunkKey, type ChunkMsg, Mailbox, type RingTransport, staleError }
  *     ends or fails inside its generation fails that generation's receives with PEER_LOST.
  */
 export const DEFAULT_FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
-export const DEFAULT_RING_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 
 export interface RingMembership {
@@ -79,7 +79,7 @@ export class GrpcRingTransport implements RingTransport, PeerHandler {
     this.logger = options.logger ?? noopLogger;
     this.opts = {
       flowControlWindowBytes: options.flowControlWindowBytes ?? DEFAULT_FLOW_CONTROL_WINDOW_BYTES,
-      maxMessageBytes: options.maxMessageBytes ?? DEFAULT_RING_MAX_MESSAGE_BYTES,
+      maxMessageBytes: options.maxMessageBytes ?? PEER_MAX_MESSAGE_BYTES,
       connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     };
   }
