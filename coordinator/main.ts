@@ -3,11 +3,13 @@ import { checkNumTrainingSamples } from '../shared/config/compile.js';
 import type { Hyperparameters } from '../shared/config/hyperparameters.js';
 import { ConfigError } from '../shared/errors.js';
 import type { Logger } from '../shared/logging.js';
+import { createProgress } from '../shared/progress.js';
 import type { Storage } from '../shared/storage/storage.js';
 import { openDataset } from '../worker/data/open-dataset.js';
 import { findResumeCheckpoint, resumeProblems } from '../worker/train/checkpointing.js';
 import { createCheckpointStore, type LoadedCheckpoint } from './checkpoint/store.js';
 import { Coordinator, type TrainingSummary } from './coordinator.js';
+import { serveCoordinatorMetrics } from './metrics.js';
 import type { JobSpecMsg } from './protocol.js';
 import { startCoordinatorServer } from './service.js';
 
@@ -19,6 +21,10 @@ export interface RunCoordinatorOptions {
   maxWorkers: number;
   /** host:port to serve on, e.g. 0.0.0.0:7070 or 127.0.0.1:0. */
   address: string;
+  /** Prometheus /metrics and /sd on the same host (0: an ephemeral port; undefined: none). */
+  metricsPort?: number;
+  /** When metricsPort is taken, serve on an ephemeral port instead of failing (local's default port). */
+  metricsPortFallback?: boolean;
   clusterToken: string;
   heartbeatTimeoutMs: number;
   stallTimeoutMs?: number;
@@ -27,8 +33,10 @@ export interface RunCoordinatorOptions {
   storage: Storage;
   logger: Logger;
   signal: AbortSignal;
+  /** Where the progress bar (TTY) or periodic progress lines go; none when undefined. */
+  progressStream?: NodeJS.WritableStream & { isTTY?: boolean };
   /** Called once the server listens (the launcher starts workers then). */
-  onListening?: (port: number) => void;
+  onListening?: (port: number, metricsPort: number | undefined) => void;
 }
 
 /** Counts the train records and checks num_training_samples against them (SageMaker requires equality). */
@@ -88,6 +96,27 @@ async function resolveResume(o: RunCoordinatorOptions): Promise<LoadedCheckpoint
   }
 }
 
+/** Progress over the committed steps; the total assumes the ring keeps its initial size. */
+function clusterProgress(o: RunCoordinatorOptions, coordinator: Coordinator, samples: number) {
+  const perEpoch = Math.floor(samples / (o.hp.mini_batch_size * o.workers));
+  const bar = createProgress({
+    stream: o.progressStream!,
+    total: perEpoch * o.hp.epochs,
+    epochs: o.hp.epochs,
+  });
+  coordinator.stats.stepListeners.push((report) => {
+    const at = coordinator.stats.committed;
+    if (!at) return;
+    bar.update({
+      epoch: at.epoch + 1,
+      step: at.globalStep,
+      imagesPerSecond: coordinator.stats.imagesPerSecond(),
+      loss: report.crossEntropy + report.smoothL1,
+    });
+  });
+  return bar;
+}
+
 export async function runCoordinator(o: RunCoordinatorOptions): Promise<TrainingSummary> {
   const samples = await checkTrainData(o.spec, o.hp, o.storage);
   const resumed = await resolveResume(o);
@@ -112,10 +141,37 @@ export async function runCoordinator(o: RunCoordinatorOptions): Promise<Training
     logger: o.logger,
   });
   const server = await startCoordinatorServer(coordinator, o.address, o.logger);
+  const host = o.address.slice(0, o.address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  const serveMetrics = (port: number) =>
+    serveCoordinatorMetrics(
+      { stats: coordinator.stats, membership: () => coordinator.membership },
+      { host, port, logger: o.logger },
+    );
+  const metrics =
+    o.metricsPort === undefined
+      ? undefined
+      : await serveMetrics(o.metricsPort)
+          .catch((err) => {
+            if (!o.metricsPortFallback) throw err;
+            o.logger.warn('metrics port taken; serving metrics on an ephemeral port', {
+              port: o.metricsPort,
+            });
+            return serveMetrics(0);
+          })
+          .catch(async (err) => {
+            await server.close();
+            throw err;
+          });
+  const progress = o.progressStream && clusterProgress(o, coordinator, samples);
   try {
     coordinator.start();
-    o.logger.info('coordinator listening', { port: server.port, workers: o.workers, trainSamples: samples });
-    o.onListening?.(server.port);
+    o.logger.info('coordinator listening', {
+      port: server.port,
+      metricsPort: metrics?.port,
+      workers: o.workers,
+      trainSamples: samples,
+    });
+    o.onListening?.(server.port, metrics?.port);
     const aborted = new Promise<never>((_, reject) => {
       if (o.signal.aborted) reject(o.signal.reason);
       o.signal.addEventListener('abort', () => reject(o.signal.reason), { once: true });
@@ -126,7 +182,9 @@ export async function runCoordinator(o: RunCoordinatorOptions): Promise<Training
     await coordinator.whenAllLeft(withDeadline(o.signal, 2 * o.heartbeatTimeoutMs)).catch(() => {});
     return summary;
   } finally {
+    progress?.stop();
     await coordinator.close();
+    await metrics?.close();
     await server.close();
   }
 }

@@ -21,6 +21,7 @@ import type { Storage } from '../shared/storage/storage.js';
 import { GrpcRingTransport } from './allreduce/grpc-transport.js';
 import { type BackendName, initBackend } from './backend/backend.js';
 import { CoordinatorClient } from './coordinator-client.js';
+import { serveWorkerMetrics, type WorkerMetrics } from './metrics.js';
 import { startPeerServer } from './peer-service.js';
 import { RingReducer } from './ring-reducer.js';
 import { RollbackSnapshots } from './rollback.js';
@@ -47,6 +48,8 @@ export interface RunWorkerOptions {
   clusterToken: string;
   coordinatorTimeoutMs: number;
   workerId?: string;
+  /** Prometheus /metrics port (0 or undefined: an ephemeral one, announced to the coordinator). */
+  metricsPort?: number;
   logger: Logger;
   env: NodeJS.ProcessEnv;
   /** SageMaker metric lines. */
@@ -74,11 +77,17 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
   try {
     const peer = await startPeerServer({ handler: transport, address: '0.0.0.0:0', logger: o.logger });
     closers.push(() => peer.close());
+    const metricsEndpoint = await serveWorkerMetrics({
+      host: '0.0.0.0',
+      port: o.metricsPort ?? 0,
+      logger: o.logger,
+    });
+    closers.push(() => metricsEndpoint.close());
     const request = {
       clusterToken: o.clusterToken,
       workerId: o.workerId ?? '',
       peerAddress: `${o.advertise ?? ''}:${peer.port}`,
-      metricsAddress: '',
+      metricsAddress: `${o.advertise ?? ''}:${metricsEndpoint.port}`,
       layoutHash: '',
       backend: o.backend,
       hostname: hostname(),
@@ -102,7 +111,14 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
     closers.push(() => session.close());
     const storage = createStorage({ s3Endpoint: joined.job.s3Endpoint || undefined, env: o.env });
     closers.push(() => storage.close());
-    const job = await prepareJob(o, joined, { storage, log, closers, transport, session });
+    const job = await prepareJob(o, joined, {
+      storage,
+      log,
+      closers,
+      transport,
+      session,
+      metrics: metricsEndpoint.metrics,
+    });
     return await trainGenerations(o, joined, job, { session, transport, storage, log, rejoin });
   } finally {
     for (const close of closers.reverse()) await close();
@@ -116,6 +132,7 @@ interface PreparedJob {
   ring: { rank: number };
   /** Undefined without a checkpoint dir; flushed before the worker leaves. */
   checkpointer: Checkpointer | undefined;
+  metrics: WorkerMetrics;
   reducer: RingReducer;
   layoutHash: string;
   classes: string[] | undefined;
@@ -131,9 +148,10 @@ async function prepareJob(
     closers: (() => unknown)[];
     transport: GrpcRingTransport;
     session: WorkerSession;
+    metrics: WorkerMetrics;
   },
 ): Promise<PreparedJob> {
-  const { storage, log, closers, transport, session } = ctx;
+  const { storage, log, closers, transport, session, metrics } = ctx;
   const { job } = joined;
   const hp = compileHyperparameters(job.hyperparameters);
   const backend = await initBackend(o.backend, { logger: log, threads: o.threads });
@@ -193,6 +211,7 @@ async function prepareJob(
         frequency: job.checkpointFrequency,
         meta: checkpointMeta(hp, job.seed, { workerId: joined.workerId }),
         logger: log,
+        onWritten: (w) => metrics.onCheckpoint(w.timestampMs),
       })
     : undefined;
   if (checkpointer) closers.push(() => checkpointer.close());
@@ -204,6 +223,7 @@ async function prepareJob(
     trainer,
     ring,
     checkpointer,
+    metrics,
     reducer,
     layoutHash,
     classes,
@@ -281,6 +301,7 @@ async function trainGenerations(
         gen.signal,
       );
       job.reducer.setRing({ generation: a.generation, rank: a.rank, size: a.worldSize });
+      job.metrics.onAssignment({ generation: a.generation, rank: a.rank, worldSize: a.worldSize });
       log.info('generation started', {
         generation: a.generation,
         rank: a.rank,
@@ -329,6 +350,18 @@ function clusterCollective(
     worldSize: a.worldSize,
     async afterStep(info) {
       if (a.worldSize > 1) await snapshots.record(job.trainer);
+      const phases = { ...info.result.phases, data: info.dataSeconds };
+      const allreduceBytes = job.reducer.last.bufferBytes;
+      job.metrics.onStep({
+        images: info.images,
+        phases,
+        allreduceBytes,
+        losses: { crossEntropy: info.result.clsLoss, smoothL1: info.result.locLoss },
+        lr: info.lr,
+        epoch: info.progress.epoch,
+        globalStep: info.progress.globalStep,
+      });
+      if (info.skipped > 0) job.metrics.onBadRecord(info.skipped);
       session.position = {
         epoch: info.progress.epoch,
         step: info.progress.globalStep,
@@ -347,7 +380,7 @@ function clusterCollective(
           computeSeconds: info.result.phases.compute,
           allreduceSeconds: info.result.phases.allreduce,
           updateSeconds: info.result.phases.update,
-          allreduceBytes: 0,
+          allreduceBytes,
           badRecords: info.skipped,
           learningRate: info.lr,
           checkpointWrittenMs: job.checkpointer?.lastSuccessMs ?? 0,
@@ -376,6 +409,10 @@ function clusterCollective(
         session.generationSignal,
       );
       if (d.stop) setWriter(d.writerRank === a.rank);
+      job.metrics.onEpoch({
+        epoch,
+        validationMap: rows && !Number.isNaN(d.validationMap) ? d.validationMap : null,
+      });
       return { validationMap: rows && !Number.isNaN(d.validationMap) ? d.validationMap : null, stop: d.stop };
     },
   };

@@ -11,6 +11,8 @@ export interface RingPosition {
 
 export interface AllReduceTiming {
   seconds: number;
+  /** Size of the buffer summed (after compression): S in bus bandwidth = S / t x 2(N-1)/N. */
+  bufferBytes: number;
   /** Bytes this rank sent in the call. */
   bytesSent: number;
 }
@@ -24,7 +26,7 @@ export class RingReducer implements GradientReducer {
   private ring: RingPosition | undefined;
   private round = 0;
   private plan: BucketPlan | undefined;
-  last: AllReduceTiming = { seconds: 0, bytesSent: 0 };
+  last: AllReduceTiming = { seconds: 0, bufferBytes: 0, bytesSent: 0 };
 
   constructor(
     private readonly transport: RingTransport,
@@ -60,6 +62,10 @@ export class RingReducer implements GradientReducer {
       compression: this.options.compression,
     });
     this.options.onPhase?.('update');
-    this.last = { seconds: (performance.now() - started) / 1000, bytesSent: stats.bytesSent };
+    this.last = {
+      seconds: (performance.now() - started) / 1000,
+      bufferBytes: buffer.length * (this.options.compression === 'fp16' ? 2 : 4),
+      bytesSent: stats.bytesSent,
+    };
   }
 }

@@ -36,6 +36,7 @@ export const command: CliCommand = {
         address: `0.0.0.0:${settings.port}`,
         storage,
         logger: ctx.logger,
+        progressStream: ctx.stderr,
         signal: ctx.signal,
       });
       writeJsonLine(ctx.stdout, summary);

@@ -84,13 +84,17 @@ export const command: CliCommand = {
       const controller = new AbortController();
       const signal = AbortSignal.any([ctx.signal, controller.signal]);
       let workers: ReturnType<typeof launchWorkers> = [];
+      let metricsPort: number | undefined;
       const summary = await runCoordinator({
         ...settings,
         address: '127.0.0.1:0',
+        metricsPortFallback: values['metrics-port'] === undefined,
         storage,
         logger: ctx.logger,
+        progressStream: ctx.stderr,
         signal,
-        onListening: (port) => {
+        onListening: (port, metrics) => {
+          metricsPort = metrics;
           workers = launchWorkers({
             count: settings.workers,
             coordinator: `127.0.0.1:${port}`,
@@ -111,12 +115,13 @@ export const command: CliCommand = {
           );
         },
       }).finally(async () => {
-        await stopWorkers(workers, 30_000);
+        // Stopped by a signal: pass it on to the workers at once; otherwise give them time to leave.
+        await stopWorkers(workers, signal.aborted ? 0 : 30_000);
       });
       writeJsonLine(ctx.stdout, summary);
       ctx.stderr.write(
         `ssd-cluster local: model in ${summary.modelDir}; worker logs in ${logDir}; ` +
-          `coordinator metrics were on port ${settings.metricsPort} while it ran\n`,
+          `metrics were served at http://127.0.0.1:${metricsPort ?? settings.metricsPort}/metrics (workers: /sd) while it ran\n`,
       );
       return 0;
     } finally {

@@ -156,6 +156,7 @@ export const command: CliCommand = {
         storage,
         logger: ctx.logger,
         metrics: (line) => ctx.stderr.write(`${line}\n`),
+        progressStream: ctx.stderr,
         host: trainingHost(ctx.env, hostname()),
         signal: ctx.signal,
       });

@@ -21,6 +21,8 @@ Options:
   --cluster-token T         the coordinator's --cluster-token
   --coordinator-timeout S   give up after the coordinator has been unreachable this long (default 60)
   --worker-id ID            a stable id (a restarted worker with the same id replaces its old entry)
+  --metrics-port P          Prometheus /metrics of this worker (default: an ephemeral port, announced to
+                            the coordinator, which lists it at its /sd endpoint)
   --log-level LEVEL         debug, info, warn, error or silent (default info)
 
 SageMaker metric lines go to stderr; a final JSON line {"workerId", "generations", "wroteModel"} to stdout.
@@ -56,6 +58,7 @@ export const command: CliCommand = {
       clusterToken: values['cluster-token'] ?? '',
       coordinatorTimeoutMs: timeoutS * 1000,
       workerId: values['worker-id'],
+      metricsPort: intFlag('metrics-port', values['metrics-port'], { min: 0, max: 65535 }),
       logger: ctx.logger,
       env: ctx.env,
       metrics: (line) => ctx.stderr.write(`${line}\n`),

@@ -85,6 +85,8 @@ async function waitForCheckpoint(ckpt: string, minStep: number, signal: AbortSig
 function cluster(tag: string, extra: string[]) {
   const coordinator = start([
     'coordinator',
+    '--metrics-port',
+    '0',
     ...JOB,
     '--train',
     data('train.rec'),
@@ -159,6 +161,8 @@ test('a killed coordinator restarted with --resume picks the job up again while 
   ).toString();
   const again = start([
     'coordinator',
+    '--metrics-port',
+    '0',
     ...JOB,
     '--train',
     data('train.rec'),

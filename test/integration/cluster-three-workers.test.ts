@@ -33,6 +33,8 @@ test('a coordinator and 3 worker processes train to completion and the model the
   const modelDir = path.join(dir, 'model');
   const coordinator = start([
     'coordinator',
+    '--metrics-port',
+    '0',
     '--train',
     train,
     '--validation',

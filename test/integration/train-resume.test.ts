@@ -26,7 +26,8 @@ import { startS3Server } from '../helpers/s3-server.js';
  */
 const TRAIN = 24;
 const BATCH = 4;
-const EPOCHS = 2;
+// Long enough that a mid-epoch checkpoint lands before the end even when writes are slow (loaded CI).
+const EPOCHS = 6;
 const HP = [
   '--num-classes',
   '5',

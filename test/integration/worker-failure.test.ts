@@ -33,6 +33,8 @@ test.after.always(async () => {
 test('a worker killed with SIGKILL mid-epoch is dropped and the job finishes with the survivors', async (t) => {
   const coordinator = start([
     'coordinator',
+    '--metrics-port',
+    '0',
     '--train',
     path.join(dir, 'train.rec'),
     '--validation',

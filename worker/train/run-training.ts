@@ -12,6 +12,7 @@ import { checkNumTrainingSamples } from '../../shared/config/compile.js';
 import type { Hyperparameters } from '../../shared/config/hyperparameters.js';
 import { ConfigError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
+import { createProgress } from '../../shared/progress.js';
 import type { Storage } from '../../shared/storage/storage.js';
 import { type BackendName, initBackend } from '../backend/backend.js';
 import type { Dataset, OnBadRecord } from '../data/dataset.js';
@@ -20,7 +21,7 @@ import { createSsdModel, type SsdModel } from '../model/ssd.js';
 import { loadBaseWeights, requirePretrainedBase } from '../model/weights.js';
 import { type Checkpointing, startCheckpointing } from './checkpointing.js';
 import { readDatasetClasses, writeModelArtifact } from './model-artifact.js';
-import { createTrainer, type TrainerOptions } from './trainer.js';
+import { createTrainer, type StepInfo, type TrainerOptions } from './trainer.js';
 
 export interface TrainingRunOptions {
   hp: Readonly<Hyperparameters>;
@@ -50,6 +51,8 @@ export interface TrainingRunOptions {
   logger: Logger;
   /** SageMaker metric lines. */
   metrics: (line: string) => void;
+  /** Where the progress bar (TTY) or periodic progress lines go; none when undefined. */
+  progressStream?: NodeJS.WritableStream & { isTTY?: boolean };
   host: string;
   signal: AbortSignal;
 }
@@ -113,9 +116,11 @@ export async function runTraining(o: TrainingRunOptions): Promise<TrainingRunRes
     const classes = await readDatasetClasses(o.train, o.hp.num_classes, o.storage, o.signal);
     const model = await createModel(o);
     closers.push(() => model.dispose());
+    const progress = o.progressStream && trainingProgress(o.progressStream, o.hp, train.size);
+    if (progress) closers.push(() => progress.stop());
     const { trainer, checkpointing } = await createResumableTrainer(
       o,
-      { ...o, tf: backend.tf, model, train, validation },
+      { ...o, tf: backend.tf, model, train, validation, onStep: progress?.onStep },
       backend.name,
       closers,
     );
@@ -146,6 +151,31 @@ export async function runTraining(o: TrainingRunOptions): Promise<TrainingRunRes
   } finally {
     for (const close of closers.reverse()) await close();
   }
+}
+
+/** A progress bar over the whole run: steps of one process are floor(samples / batch) per epoch. */
+function trainingProgress(
+  stream: NodeJS.WritableStream & { isTTY?: boolean },
+  hp: Readonly<Hyperparameters>,
+  samples: number,
+) {
+  const perEpoch = Math.floor(samples / hp.mini_batch_size);
+  const bar = createProgress({ stream, total: perEpoch * hp.epochs, epochs: hp.epochs });
+  const started = performance.now();
+  let images = 0;
+  return {
+    onStep(info: StepInfo) {
+      images += info.images;
+      const seconds = (performance.now() - started) / 1000;
+      bar.update({
+        epoch: info.progress.epoch + 1,
+        step: info.progress.globalStep,
+        imagesPerSecond: seconds > 0 ? images / seconds : 0,
+        loss: info.result.clsLoss + info.result.locLoss,
+      });
+    },
+    stop: () => bar.stop(),
+  };
 }
 
 /**

@@ -75,6 +75,8 @@ export interface TrainerOptions {
    * resolves, so getState() inside it sees exactly this point. A rejection stops run().
    */
   onCheckpointPoint?: (point: CheckpointPoint, signal: AbortSignal) => Promise<void>;
+  /** Told after every step (progress bars, metrics); synchronous and cheap. */
+  onStep?: (info: StepInfo) => void;
 }
 
 /**
@@ -232,6 +234,7 @@ export function createTrainer(options: TrainerOptions): Trainer {
           lr,
           dataSeconds,
         };
+        options.onStep?.(info);
         interrupted = !(await c.afterStep(info));
         if (!interrupted && !last) await options.onCheckpointPoint?.({ progress, epochEnd: false }, signal);
       }
