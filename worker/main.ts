@@ -16,6 +16,7 @@ import { compileHyperparameters } from '../shared/config/compile.js';
 import type { Hyperparameters } from '../shared/config/hyperparameters.js';
 import { ClusterError, errorMessage, isAbortError, isClusterError } from '../shared/errors.js';
 import type { Logger } from '../shared/logging.js';
+import { createRpcClient } from '../shared/rpc/client.js';
 import { createStorage } from '../shared/storage/open-storage.js';
 import type { Storage } from '../shared/storage/storage.js';
 import { GrpcRingTransport } from './allreduce/grpc-transport.js';
@@ -25,6 +26,7 @@ import { serveWorkerMetrics, type WorkerMetrics } from './metrics.js';
 import { startPeerServer } from './peer-service.js';
 import { RingReducer } from './ring-reducer.js';
 import { RollbackSnapshots } from './rollback.js';
+import { fetchState, STATE_SERVICE_NAME, StateProvider, stateProto } from './state-transfer.js';
 import {
   type Checkpointer,
   checkpointMeta,
@@ -75,7 +77,15 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
   const transport = new GrpcRingTransport({ logger: o.logger });
   closers.push(() => transport.close());
   try {
-    const peer = await startPeerServer({ handler: transport, address: '0.0.0.0:0', logger: o.logger });
+    const stateProvider = new StateProvider(o.logger);
+    const peer = await startPeerServer({
+      handler: transport,
+      address: '0.0.0.0:0',
+      logger: o.logger,
+      extraServices: [
+        { name: STATE_SERVICE_NAME, ...stateProto(), implementation: stateProvider.implementation() },
+      ],
+    });
     closers.push(() => peer.close());
     const metricsEndpoint = await serveWorkerMetrics({
       host: '0.0.0.0',
@@ -119,7 +129,14 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
       session,
       metrics: metricsEndpoint.metrics,
     });
-    return await trainGenerations(o, joined, job, { session, transport, storage, log, rejoin });
+    return await trainGenerations(o, joined, job, {
+      session,
+      transport,
+      storage,
+      log,
+      rejoin,
+      stateProvider,
+    });
   } finally {
     for (const close of closers.reverse()) await close();
   }
@@ -252,6 +269,7 @@ async function trainGenerations(
     storage: Storage;
     log: Logger;
     rejoin: () => Promise<void>;
+    stateProvider: StateProvider;
   },
 ): Promise<WorkerResult> {
   const { session, transport, storage, log } = ctx;
@@ -287,7 +305,15 @@ async function trainGenerations(
         });
         hasState = true;
       }
-      checkStart(a, job.trainer, hasState, snapshots);
+      if (!hasState && a.stateSourceRank >= 0 && a.start!.globalStep > 0) {
+        await copyStateFrom(a, job.trainer, gen.signal, log);
+        hasState = true;
+      }
+      checkStart(a, job.trainer, snapshots);
+      // A newly admitted member copies its state from a member that has one (state-transfer.ts).
+      if (hasState && a.stateSourceRank >= 0) {
+        ctx.stateProvider.offerState(a.generation, a.start!.globalStep, job.trainer.getState());
+      }
       job.ring.rank = a.rank;
       if (a.worldSize > 1) await snapshots.record(job.trainer);
       await transport.join(
@@ -422,20 +448,27 @@ function progressOf(t: Pick<Trainer, 'progress'>): ProgressMsg {
   return { epoch: t.progress.epoch, position: t.progress.position, globalStep: t.progress.globalStep };
 }
 
-/** Puts the trainer where the assignment starts: as it is, or one snapshot back. */
-function checkStart(
+/** Fetches the state of the generation's start from the member the coordinator names. */
+async function copyStateFrom(
   a: AssignmentMsg,
   trainer: Trainer,
-  hasState: boolean,
-  snapshots: RollbackSnapshots,
-): void {
-  const start = a.start!;
-  if (!hasState && a.stateSourceRank >= 0 && start.globalStep > 0) {
-    throw new ClusterError(
-      'INTERNAL',
-      'joining a running job needs a state transfer, which this worker does not support yet',
-    );
+  signal: AbortSignal,
+  log: Logger,
+): Promise<void> {
+  const source = a.ring[a.stateSourceRank]!;
+  const client = createRpcClient(source);
+  try {
+    const request = { generation: a.generation, globalStep: a.start!.globalStep };
+    trainer.setState(await fetchState(client, request, source, signal));
+    log.info('state copied', { from: source, ...request });
+  } finally {
+    client.close();
   }
+}
+
+/** Puts the trainer where the assignment starts: as it is, or one snapshot back. */
+function checkStart(a: AssignmentMsg, trainer: Trainer, snapshots: RollbackSnapshots): void {
+  const start = a.start!;
   if (!snapshots.restore(trainer, start)) {
     const at = trainer.progress;
     throw new ClusterError(

@@ -3,6 +3,7 @@ import {
   type MethodDefinition,
   type ServerWritableStream,
   type ServiceDefinition,
+  type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import { deferred, raceAbort } from '../shared/abort.js';
@@ -158,6 +159,13 @@ export async function startPeerServer(options: {
   address: string;
   logger?: Logger;
   maxMessageBytes?: number;
+  /** More services on the same port (the worker's state transfer). */
+  extraServices?: readonly {
+    name: string;
+    service: ServiceDefinition;
+    implementation: UntypedServiceImplementation;
+    packageDefinition: PackageDefinition;
+  }[];
 }): Promise<PeerServer> {
   const logger = options.logger ?? noopLogger;
   const server = new RpcServer({
@@ -166,9 +174,11 @@ export async function startPeerServer(options: {
   });
   const { packageDefinition, service } = peerProto();
   server.addService(service, peerServiceImplementation(options.handler, logger));
+  const extra = options.extraServices ?? [];
+  for (const e of extra) server.addService(e.service, e.implementation);
   const health = addHealthAndReflection(server, {
-    packageDefinitions: [packageDefinition],
-    services: [PEER_SERVICE_NAME],
+    packageDefinitions: [packageDefinition, ...extra.map((e) => e.packageDefinition)],
+    services: [PEER_SERVICE_NAME, ...extra.map((e) => e.name)],
   });
   try {
     await server.listen(options.address);

@@ -111,3 +111,76 @@ test('a worker killed with SIGKILL mid-epoch is dropped and the job finishes wit
   t.is(await workers[1]!.exited, 0);
   t.true(coordinator.lines.some((l) => l.msg === 'membership lost' && l.workerId === 'w2'));
 });
+
+test('a worker that joins a running job copies the current state and trains with the ring to the end', async (t) => {
+  const coordinator = start([
+    'coordinator',
+    '--metrics-port',
+    '0',
+    '--train',
+    path.join(dir, 'train.rec'),
+    '--num-classes',
+    '5',
+    '--num-training-samples',
+    '96',
+    '--base-network',
+    'tiny',
+    '--image-shape',
+    '64',
+    '--mini-batch-size',
+    '2',
+    '--epochs',
+    '3',
+    '--workers',
+    '2',
+    '--min-workers',
+    '2',
+    '--max-workers',
+    '3',
+    '--port',
+    '0',
+    '--heartbeat-timeout',
+    '3',
+    '--model-dir',
+    path.join(dir, 'model-join'),
+    '--log-level',
+    'debug',
+  ]);
+  const listening = await coordinator.waitFor(
+    (l) => l.msg === 'coordinator listening',
+    60_000,
+    'the coordinator',
+  );
+  const address = `127.0.0.1:${listening.port}`;
+  const worker = (id: string) =>
+    start([
+      'worker',
+      '--coordinator',
+      address,
+      '--backend',
+      'wasm',
+      '--worker-id',
+      id,
+      '--log-level',
+      'info',
+    ]);
+  const first = [worker('j0'), worker('j1')];
+  await coordinator.waitFor(
+    (l) => l.msg === 'step committed' && (l.globalStep as number) >= 3,
+    120_000,
+    'step 3',
+  );
+  const late = worker('j2');
+  await coordinator.waitFor(
+    (l) => l.msg === 'membership ring-formed' && (l.ring as string[]).length === 3,
+    60_000,
+    'the ring to admit the third worker',
+  );
+  const copied = await late.waitFor((l) => l.msg === 'state copied', 60_000, 'the state transfer');
+  t.true((copied.globalStep as number) >= 3);
+  t.is(await coordinator.exited, 0);
+  for (const w of [...first, late]) t.is(await w.exited, 0);
+  const summary = lastJsonLine(coordinator.stdout());
+  t.is(summary.workers, 3);
+  t.is(summary.epochs, 3);
+});
