@@ -19,6 +19,7 @@ import type { Logger } from '../shared/logging.js';
 import { createRpcClient } from '../shared/rpc/client.js';
 import { createStorage } from '../shared/storage/open-storage.js';
 import type { Storage } from '../shared/storage/storage.js';
+import { createTimeline, recordStepPhases, type Timeline, timelineNowMs } from '../shared/timeline.js';
 import { GrpcRingTransport } from './allreduce/grpc-transport.js';
 import { type BackendName, initBackend } from './backend/backend.js';
 import { CoordinatorClient } from './coordinator-client.js';
@@ -52,6 +53,8 @@ export interface RunWorkerOptions {
   workerId?: string;
   /** Prometheus /metrics port (0 or undefined: an ephemeral one, announced to the coordinator). */
   metricsPort?: number;
+  /** Chrome trace of this worker's step phases and all-reduce calls, written at exit. */
+  timeline?: string;
   logger: Logger;
   env: NodeJS.ProcessEnv;
   /** SageMaker metric lines. */
@@ -87,6 +90,8 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
       ],
     });
     closers.push(() => peer.close());
+    const timeline = o.timeline ? createTimeline({ rank: 0, path: o.timeline }) : undefined;
+    if (timeline) closers.push(() => timeline.close());
     const metricsEndpoint = await serveWorkerMetrics({
       host: '0.0.0.0',
       port: o.metricsPort ?? 0,
@@ -128,6 +133,7 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
       transport,
       session,
       metrics: metricsEndpoint.metrics,
+      timeline,
     });
     return await trainGenerations(o, joined, job, {
       session,
@@ -150,6 +156,7 @@ interface PreparedJob {
   /** Undefined without a checkpoint dir; flushed before the worker leaves. */
   checkpointer: Checkpointer | undefined;
   metrics: WorkerMetrics;
+  timeline: Timeline | undefined;
   reducer: RingReducer;
   layoutHash: string;
   classes: string[] | undefined;
@@ -166,9 +173,10 @@ async function prepareJob(
     transport: GrpcRingTransport;
     session: WorkerSession;
     metrics: WorkerMetrics;
+    timeline: Timeline | undefined;
   },
 ): Promise<PreparedJob> {
-  const { storage, log, closers, transport, session, metrics } = ctx;
+  const { storage, log, closers, transport, session, metrics, timeline } = ctx;
   const { job } = joined;
   const hp = compileHyperparameters(job.hyperparameters);
   const backend = await initBackend(o.backend, { logger: log, threads: o.threads });
@@ -241,6 +249,7 @@ async function prepareJob(
     ring,
     checkpointer,
     metrics,
+    timeline,
     reducer,
     layoutHash,
     classes,
@@ -328,6 +337,7 @@ async function trainGenerations(
       );
       job.reducer.setRing({ generation: a.generation, rank: a.rank, size: a.worldSize });
       job.metrics.onAssignment({ generation: a.generation, rank: a.rank, worldSize: a.worldSize });
+      if (job.timeline) job.timeline.rank = a.rank;
       log.info('generation started', {
         generation: a.generation,
         rank: a.rank,
@@ -388,6 +398,14 @@ function clusterCollective(
         globalStep: info.progress.globalStep,
       });
       if (info.skipped > 0) job.metrics.onBadRecord(info.skipped);
+      if (job.timeline) {
+        recordStepPhases(job.timeline, {
+          globalStep: info.progress.globalStep,
+          endMs: timelineNowMs(),
+          phases,
+          args: { generation, allreduceBytes, bytesSent: job.reducer.last.bytesSent },
+        });
+      }
       session.position = {
         epoch: info.progress.epoch,
         step: info.progress.globalStep,

@@ -6,6 +6,7 @@ import { createStorage } from '../../shared/storage/open-storage.js';
 import type { Storage } from '../../shared/storage/storage.js';
 import { defaultCacheRoot, ensureSynthDataset, synthCacheDir } from '../../shared/synth/cache.js';
 import { SYNTH_DEFAULTS } from '../../shared/synth/synth-image.js';
+import { mergeTraceFiles } from '../../shared/timeline.js';
 import { parseBackendName } from '../../worker/backend/backend.js';
 import { intFlag, parseCommandArgs } from '../args.js';
 import { CLUSTER_OPTIONS_HELP, clusterOptions, compileClusterSettings } from '../cluster-options.js';
@@ -25,6 +26,8 @@ Options:
                     (on a GPU host worker i gets GPU i)
   --threads N       XNNPACK threads per worker on wasm (default 1)
   --run-dir DIR     where logs (and, by default, the model) go (default CACHE/run)
+  --timeline FILE   a Chrome trace (chrome://tracing, Perfetto) of every rank's step phases and
+                    all-reduce calls, merged from the workers' traces at the end
 
 ${CLUSTER_OPTIONS_HELP}
   --s3-endpoint URL              S3-compatible endpoint for s3:// URLs
@@ -38,7 +41,13 @@ const options = {
   backend: { type: 'string' },
   threads: { type: 'string' },
   'run-dir': { type: 'string' },
+  timeline: { type: 'string' },
 } as const;
+
+/** Where worker i writes its own trace before `local` merges them. */
+function workerTrace(timeline: string, index: number): string {
+  return `${timeline}.worker-${index}.json`;
+}
 
 /** With no --train: the default synthetic data set and the recipe that learns it. */
 async function embeddedDefault(storage: Storage, ctx: CliContext) {
@@ -108,6 +117,7 @@ export const command: CliCommand = {
               ...(backend === 'tensorflow-gpu' ? ['--gpu', String(i)] : []),
               ...(settings.clusterToken ? ['--cluster-token', settings.clusterToken] : []),
               ...(values['log-level'] ? ['--log-level', values['log-level']] : []),
+              ...(values.timeline ? ['--timeline', workerTrace(values.timeline, i)] : []),
             ],
           });
           void whenTooFewAlive(workers, settings.minWorkers).then((dead) =>
@@ -118,6 +128,10 @@ export const command: CliCommand = {
         // Stopped by a signal: pass it on to the workers at once; otherwise give them time to leave.
         await stopWorkers(workers, signal.aborted ? 0 : 30_000);
       });
+      if (values.timeline) {
+        const parts = workers.map((w) => workerTrace(values.timeline!, w.index));
+        await mergeTraceFiles(parts, values.timeline);
+      }
       writeJsonLine(ctx.stdout, summary);
       ctx.stderr.write(
         `ssd-cluster local: model in ${summary.modelDir}; worker logs in ${logDir}; ` +

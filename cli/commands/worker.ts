@@ -23,6 +23,8 @@ Options:
   --worker-id ID            a stable id (a restarted worker with the same id replaces its old entry)
   --metrics-port P          Prometheus /metrics of this worker (default: an ephemeral port, announced to
                             the coordinator, which lists it at its /sd endpoint)
+  --timeline FILE           write a Chrome trace (chrome://tracing, Perfetto) of this worker's step phases
+                            and all-reduce calls at exit
   --log-level LEVEL         debug, info, warn, error or silent (default info)
 
 SageMaker metric lines go to stderr; a final JSON line {"workerId", "generations", "wroteModel"} to stdout.
@@ -43,6 +45,7 @@ export const command: CliCommand = {
       'coordinator-timeout': { type: 'string' },
       'worker-id': { type: 'string' },
       'metrics-port': { type: 'string' },
+      timeline: { type: 'string' },
     });
     if (!values.coordinator || !/^[^\s]+:\d+$/.test(values.coordinator)) {
       throw new UsageError(`--coordinator HOST:PORT is required (got '${values.coordinator ?? ''}')`);
@@ -59,6 +62,7 @@ export const command: CliCommand = {
       coordinatorTimeoutMs: timeoutS * 1000,
       workerId: values['worker-id'],
       metricsPort: intFlag('metrics-port', values['metrics-port'], { min: 0, max: 65535 }),
+      timeline: values.timeline,
       logger: ctx.logger,
       env: ctx.env,
       metrics: (line) => ctx.stderr.write(`${line}\n`),
