@@ -97,6 +97,8 @@ export class Coordinator {
     this.finished = new Promise((resolve) => {
       this.resolveFinished = resolve;
     });
+    // Resumed from a checkpoint of a job that had already finished: nothing left to train.
+    if (this.job.phase === 'finished') this.onFinished();
   }
 
   /** Starts the membership timer (heartbeat timeouts, forming after the grace period). */

@@ -182,7 +182,8 @@ test('the same with checkpoints in an S3-compatible server', exactResume, 's3');
 
 test('a killed coordinator restarted with --resume picks the job up again while the workers keep their state', async (t) => {
   const ckpt = path.join(dir, 'ckpt-coord');
-  const first = cluster('co', ['--checkpoint-dir', ckpt, '--checkpoint-frequency', '2']);
+  // Four epochs: the coordinator is killed with most of the job still to run.
+  const first = cluster('co', ['--checkpoint-dir', ckpt, '--checkpoint-frequency', '2', '--epochs', '4']);
   const workers = await first.workers;
   await waitForCheckpoint(createLocalStorage(), ckpt, 4, AbortSignal.timeout(120_000));
   first.coordinator.child.kill('SIGKILL');
@@ -206,13 +207,19 @@ test('a killed coordinator restarted with --resume picks the job up again while 
     '--checkpoint-dir',
     ckpt,
     '--resume',
+    '--epochs',
+    '4',
     '--log-level',
     'info',
   ]);
   t.is(await again.exited, 0, again.lines.map((l) => JSON.stringify(l)).join('\n'));
+  t.true(
+    again.lines.some((l) => l.msg === 'step committed' || l.msg === 'epoch done'),
+    'the restarted coordinator saw training, so the job was not over when the first one died',
+  );
   t.is(await workers[0]!.exited, 0);
   t.is(await workers[1]!.exited, 0);
   const summary = lastJsonLine(again.stdout());
-  t.is(summary.epochs, 2);
+  t.is(summary.epochs, 4);
   t.is(summary.workers, 2);
 });
