@@ -6,6 +6,7 @@ import { ClusterError, UsageError } from '../../../shared/errors.js';
 import { Inbox } from '../../../worker/allreduce/bench-inbox.js';
 import type { MemberConfig, MemberMessage, ParentMessage } from '../../../worker/allreduce/bench-member.js';
 import { DEFAULT_BUCKET_BYTES } from '../../../worker/allreduce/buckets.js';
+import { RING_NODE_FLAGS } from '../../../worker/allreduce/grpc-transport.js';
 import {
   DEFAULT_CHUNK_BYTES,
   type GradientCompression,
@@ -99,9 +100,10 @@ interface Member {
 }
 
 function spawnMember(rank: number): Member {
-  // Members run the TypeScript sources through tsx's loader, like bin/ssd-cluster.js does.
+  // Members run the TypeScript sources through tsx's loader, like bin/ssd-cluster.js does, with
+  // the heap flags a ring process should have (see RING_NODE_FLAGS).
   const child = fork(MEMBER_FILE, [], {
-    execArgv: ['--import', import.meta.resolve('tsx')],
+    execArgv: ['--import', import.meta.resolve('tsx'), ...RING_NODE_FLAGS],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   return {
