@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClusterError } from '../shared/errors.js';
 import type { Logger } from '../shared/logging.js';
+import { RING_NODE_FLAGS } from '../worker/allreduce/grpc-transport.js';
 
 /** bin/ssd-cluster.js of this checkout: workers run the same code as the launcher. */
 export const CLI_ENTRY = fileURLToPath(new URL('../bin/ssd-cluster.js', import.meta.url));
@@ -35,9 +36,11 @@ export function launchWorkers(o: LaunchOptions): WorkerProcess[] {
   return Array.from({ length: o.count }, (_, index) => {
     const logFile = path.join(o.logDir, `worker-${index}.log`);
     const out = createWriteStream(logFile);
+    // RING_NODE_FLAGS: a larger initial old space spares a worker most of the mark-compacts that
+    // gRPC buffers and per-step state snapshots would otherwise trigger in the middle of a step.
     const child = spawn(
       process.execPath,
-      [CLI_ENTRY, 'worker', '--coordinator', o.coordinator, ...o.args(index)],
+      [...RING_NODE_FLAGS, CLI_ENTRY, 'worker', '--coordinator', o.coordinator, ...o.args(index)],
       {
         env: o.env,
         stdio: ['ignore', 'pipe', 'pipe'],
