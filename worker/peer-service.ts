@@ -12,7 +12,12 @@ import { type Logger, noopLogger } from '../shared/logging.js';
 import { addHealthAndReflection, type HealthReporter } from '../shared/rpc/health.js';
 import { loadProto } from '../shared/rpc/proto.js';
 import { callSignal, failStream, RpcServer, unaryHandler } from '../shared/rpc/server.js';
-import { decodeChunk, encodeChunk, type WireChunk } from './allreduce/chunk-codec.js';
+import {
+  decodeChunk,
+  encodeChunk,
+  MAX_CHUNK_OVERHEAD_BYTES,
+  type WireChunk,
+} from './allreduce/chunk-codec.js';
 import type { ChunkDtype, ChunkMsg } from './allreduce/transport.js';
 
 export type { WireChunk };
@@ -39,9 +44,9 @@ let cached: { packageDefinition: PackageDefinition; service: ServiceDefinition }
 function buildPeerProto() {
   const proto = loadProto('peer.proto');
   const generic = proto.service(PEER_SERVICE_NAME);
-  const openRing: MethodDefinition<OpenRingRequest, WireChunk> = {
-    ...(generic.OpenRing as MethodDefinition<OpenRingRequest, WireChunk>),
-    responseSerialize: encodeChunk,
+  const openRing: MethodDefinition<OpenRingRequest, OutgoingChunk> = {
+    ...(generic.OpenRing as MethodDefinition<OpenRingRequest, OutgoingChunk>),
+    responseSerialize: (c) => (Buffer.isBuffer(c) ? c : encodeChunk(c)),
     responseDeserialize: decodeChunk,
   };
   return { packageDefinition: proto.packageDefinition, service: { ...generic, OpenRing: openRing } };
@@ -102,10 +107,34 @@ export interface PeerHandler {
   openRing(request: OpenRingRequest, sink: ChunkSink, signal: AbortSignal): Promise<void>;
 }
 
-function createSink(call: ServerWritableStream<OpenRingRequest, WireChunk>): ChunkSink {
+/**
+ * Recycled buffers for encoded chunks. A buffer goes back when grpc-js reports its write done:
+ * grpc-js copies a message into its own frame while writing it, so nothing reads it by then.
+ * Without this every sent chunk costs two fresh 1 MiB allocations instead of one.
+ */
+class EncodeBufferPool {
+  private readonly free: Buffer[] = [];
+  constructor(private readonly limit = 32) {}
+
+  /** The most recently returned buffer that fits (the likeliest to still be in cache). */
+  take(bytes: number): Buffer {
+    const i = this.free.findLastIndex((b) => b.length >= bytes);
+    return i >= 0 ? this.free.splice(i, 1)[0]! : Buffer.allocUnsafe(bytes);
+  }
+
+  give(buffer: Buffer): void {
+    if (this.free.length < this.limit) this.free.push(buffer);
+  }
+}
+
+/** What the OpenRing stream carries: a chunk, or one already encoded by chunk-codec.ts. */
+type OutgoingChunk = WireChunk | Buffer;
+
+function createSink(call: ServerWritableStream<OpenRingRequest, OutgoingChunk>): ChunkSink {
   const gone = deferred<never>();
   gone.promise.catch(() => {});
   const peer = call.getPeer();
+  const pool = new EncodeBufferPool();
   call.once('cancelled', () =>
     gone.reject(new ClusterError('PEER_LOST', `ring receiver ${peer} closed its stream`)),
   );
@@ -113,12 +142,17 @@ function createSink(call: ServerWritableStream<OpenRingRequest, WireChunk>): Chu
     gone: gone.promise,
     accept: () => call.sendMetadata(new Metadata()),
     write(msg, signal) {
+      const buffer = pool.take(msg.bytes.byteLength + MAX_CHUNK_OVERHEAD_BYTES);
+      const encoded = encodeChunk(toWireChunk(msg), buffer);
       const written = new Promise<void>((resolve, reject) => {
-        call.write(toWireChunk(msg), (err: Error | null | undefined) =>
-          err
-            ? reject(new ClusterError('PEER_LOST', `writing to ${peer} failed`, { cause: err }))
-            : resolve(),
-        );
+        call.write(encoded, (err: Error | null | undefined) => {
+          if (err) {
+            reject(new ClusterError('PEER_LOST', `writing to ${peer} failed`, { cause: err }));
+            return;
+          }
+          pool.give(buffer);
+          resolve();
+        });
       });
       return raceAbort(Promise.race([written, gone.promise]), signal);
     },
@@ -128,7 +162,7 @@ function createSink(call: ServerWritableStream<OpenRingRequest, WireChunk>): Chu
 export function peerServiceImplementation(handler: PeerHandler, logger: Logger = noopLogger) {
   return {
     Ping: unaryHandler<PingRequest, PingReply>((request) => handler.ping(request), logger),
-    OpenRing(call: ServerWritableStream<OpenRingRequest, WireChunk>) {
+    OpenRing(call: ServerWritableStream<OpenRingRequest, OutgoingChunk>) {
       const signal = callSignal(call);
       handler.openRing(call.request, createSink(call), signal).then(
         () => {

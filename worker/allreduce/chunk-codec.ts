@@ -47,14 +47,19 @@ function writeVarint(buf: Uint8Array, pos: number, value: number): number {
   return pos;
 }
 
-export function encodeChunk(c: WireChunk): Buffer {
+/** Most bytes encodeChunk writes besides the payload (7 varint fields, padding, data tag and length). */
+export const MAX_CHUNK_OVERHEAD_BYTES = 7 * 11 + 2 + 7 + 11;
+
+/** Encodes `c` into `into` when it is large enough (returning the written prefix), else into a new buffer. */
+export function encodeChunk(c: WireChunk, into?: Buffer): Buffer {
   const values = [...VARINT_FIELDS.map((f) => c[f]), DTYPE_CODES[c.dtype]];
   let head = 0;
   for (const v of values) head += 1 + varintLength(v);
   const dataPrefix = 1 + varintLength(c.data.byteLength);
   // padding tag + 1-byte length + p bytes, then the data tag and length: data starts 8-aligned.
   const pad = (8 - ((GRPC_FRAME_PREFIX_BYTES + head + 2 + dataPrefix) % 8)) % 8;
-  const buf = Buffer.allocUnsafe(head + 2 + pad + dataPrefix + c.data.byteLength);
+  const total = head + 2 + pad + dataPrefix + c.data.byteLength;
+  const buf = into && into.length >= total ? into.subarray(0, total) : Buffer.allocUnsafe(total);
   let pos = 0;
   values.forEach((v, i) => {
     buf[pos++] = (i + 1) << 3;

@@ -1,7 +1,12 @@
 import type { MethodDefinition } from '@grpc/grpc-js';
 import test from 'ava';
 import { loadProto } from '../../../shared/rpc/proto.js';
-import { decodeChunk, encodeChunk, type WireChunk } from '../../../worker/allreduce/chunk-codec.js';
+import {
+  decodeChunk,
+  encodeChunk,
+  MAX_CHUNK_OVERHEAD_BYTES,
+  type WireChunk,
+} from '../../../worker/allreduce/chunk-codec.js';
 
 const generic = loadProto('peer.proto').service('ssdcluster.peer.v1.Peer').OpenRing as MethodDefinition<
   unknown,
@@ -60,4 +65,14 @@ test('decodeChunk skips unknown fields and rejects truncated input', (t) => {
   t.deepEqual([...decodeChunk(withUnknown).data], [1, 2]);
   t.throws(() => decodeChunk(known.subarray(0, known.length - 1)), { message: /truncated bytes field/ });
   t.throws(() => decodeChunk(Uint8Array.of(0x08, 0x80)), { message: /truncated varint/ });
+});
+
+test('encodeChunk writes into a large enough buffer and allocates when the buffer is too small', (t) => {
+  const c = chunk({ data: new Uint8Array(100).fill(7) });
+  const target = Buffer.alloc(100 + MAX_CHUNK_OVERHEAD_BYTES);
+  const encoded = encodeChunk(c, target);
+  t.is(encoded.buffer, target.buffer, 'no new allocation');
+  t.deepEqual(Buffer.from(encoded), Buffer.from(encodeChunk(c)));
+  const small = Buffer.alloc(50);
+  t.not(encodeChunk(c, small).buffer, small.buffer);
 });
