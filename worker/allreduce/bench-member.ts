@@ -15,7 +15,6 @@
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { pathToFileURL } from 'node:url';
-import { withDeadline } from '../../shared/abort.js';
 import { ClusterError, errorMessage, isClusterError } from '../../shared/errors.js';
 import { startPeerServer } from '../peer-service.js';
 import { benchValues, checkSum, expectedSum } from './bench-data.js';
@@ -69,10 +68,8 @@ async function runMember(signal: AbortSignal): Promise<void> {
     const plan = planBuckets(config.elements, { bucketBytes: config.bucketBytes, layoutHash: 'bench' });
     const { left } = neighbours(config.rank, config.size);
     const membership = { generation: 1, rank: config.rank, size: config.size, layoutHash: plan.hash };
-    await transport.join(
-      { ...membership, leftAddress: ring.addresses[left]! },
-      withDeadline(signal, config.timeoutMs),
-    );
+    // join() bounds itself with connectTimeoutMs (config.timeoutMs).
+    await transport.join({ ...membership, leftAddress: ring.addresses[left]! }, signal);
     const input = benchValues(config.seed, config.rank, config.elements);
     const expected = expectedSum(config.seed, config.size, config.elements, config.compression === 'fp16');
     const buffer = new Float32Array(config.elements);

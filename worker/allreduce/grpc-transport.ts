@@ -1,5 +1,5 @@
 import type { Client } from '@grpc/grpc-js';
-import { type Deferred, deferred, raceAbort, sleep, withDeadline } from '../../shared/abort.js';
+import { type Deferred, deferred, raceAbort, sleep } from '../../shared/abort.js';
 import { ClusterError, errorMessage, isClusterError } from '../../shared/errors.js';
 import { type Logger, noopLogger } from '../../shared/logging.js';
 import { createRpcClient, openServerStream, type ServerStreamHandle } from '../../shared/rpc/client.js';
@@ -15,7 +15,15 @@ import {
   type WireChunk,
 } from '../peer-service.js';
 import { neighbours } from './schedule.js';
-import { type ChunkKey, type ChunkMsg, Mailbox, type RingTransport, staleError } from './transport.js';
+import {
+  type ChunkKey,
+  type ChunkMsg,
+  type Deadline,
+  deadline,
+  Mailbox,
+  type RingTransport,
+  staleError,
+} from './transport.js';
 
 /**
  * RingTransport over proto/peer.proto. Each rank is a gRPC server for its right neighbour and a
@@ -120,11 +128,16 @@ export class GrpcRingTransport implements RingTransport, PeerHandler {
     this.generationChanged.resolve();
     this.generationChanged = deferred();
     if (m.size === 1) return;
-    const deadline = withDeadline(signal, this.opts.connectTimeoutMs);
+    const limit = deadline(signal, this.opts.connectTimeoutMs);
     try {
-      await Promise.all([this.openInbound(m, deadline), raceAbort(this.outbound.sink.promise, deadline)]);
+      await Promise.all([
+        this.openInbound(m, limit.signal),
+        raceAbort(this.outbound.sink.promise, limit.signal),
+      ]);
     } catch (err) {
-      throw this.explainJoin(m, deadline, signal, err);
+      throw this.explainJoin(m, limit, err);
+    } finally {
+      limit.clear();
     }
   }
 
@@ -194,9 +207,13 @@ export class GrpcRingTransport implements RingTransport, PeerHandler {
 
   /** Waits (bounded) for this rank to reach the requested generation and checks who is asking. */
   private async outboundFor(request: OpenRingRequest, signal: AbortSignal): Promise<Outbound> {
-    const deadline = withDeadline(signal, this.opts.connectTimeoutMs);
-    while (!this.closed && (this.membership?.generation ?? -1) < request.generation) {
-      await raceAbort(this.generationChanged.promise, deadline);
+    const limit = deadline(signal, this.opts.connectTimeoutMs);
+    try {
+      while (!this.closed && (this.membership?.generation ?? -1) < request.generation) {
+        await raceAbort(this.generationChanged.promise, limit.signal);
+      }
+    } finally {
+      limit.clear();
     }
     this.assertOpen();
     const m = this.membership!;
@@ -266,9 +283,9 @@ export class GrpcRingTransport implements RingTransport, PeerHandler {
     this.mailbox.fail(generation, new ClusterError('PEER_LOST', message, { cause }));
   }
 
-  private explainJoin(m: RingMembership, deadline: AbortSignal, signal: AbortSignal, err: unknown): unknown {
+  private explainJoin(m: RingMembership, limit: Deadline, err: unknown): unknown {
     // The caller's own abort passes through; only this call's deadline becomes a TIMEOUT.
-    if (signal.aborted || !deadline.aborted) return err;
+    if (!limit.timedOut) return err;
     const { left, right } = neighbours(m.rank, m.size);
     return new ClusterError(
       'TIMEOUT',

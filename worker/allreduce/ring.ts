@@ -36,7 +36,14 @@ import {
   ringStep,
   ringStepCount,
 } from './schedule.js';
-import type { ChunkDtype, ChunkKey, ChunkMsg, RingTransport } from './transport.js';
+import {
+  type ChunkDtype,
+  type ChunkKey,
+  type ChunkMsg,
+  type Deadline,
+  deadline,
+  type RingTransport,
+} from './transport.js';
 
 export type GradientCompression = 'none' | 'fp16';
 
@@ -76,7 +83,7 @@ interface Run {
   segments: Range[];
   chunkElements: number;
   signal: AbortSignal;
-  deadline: AbortSignal;
+  limit: Deadline;
   stats: RingStats;
   /** Records the first error and aborts every column (idempotent). */
   fail(err: unknown): void;
@@ -92,8 +99,8 @@ export async function ringAllReduce(buffer: Float32Array, options: RingAllReduce
   const chunkElements = Math.max(1, Math.floor(opts.chunkBytes / 4));
   const columns = Math.max(...segments.map((s) => columnCount(s.end - s.start, chunkElements)));
   const stop = new AbortController();
-  const deadline = AbortSignal.timeout(opts.timeoutMs);
-  const signal = AbortSignal.any([options.signal, stop.signal, deadline]);
+  const limit = deadline(options.signal, opts.timeoutMs);
+  const signal = AbortSignal.any([limit.signal, stop.signal]);
   // Every column in flight waits on it several times (mailbox, send, backpressure).
   setMaxListeners(0, signal);
   let firstError: unknown;
@@ -103,10 +110,14 @@ export async function ringAllReduce(buffer: Float32Array, options: RingAllReduce
       stop.abort(err);
     }
   };
-  const run: Run = { buffer, opts, segments, chunkElements, signal, deadline, stats, fail };
+  const run: Run = { buffer, opts, segments, chunkElements, signal, limit, stats, fail };
   let finished = 0;
   const task = (column: number) => runColumn(run, column).then(() => finished++);
-  await runLimited(columns, opts.maxInFlight, signal, task, fail);
+  try {
+    await runLimited(columns, opts.maxInFlight, signal, task, fail);
+  } finally {
+    limit.clear();
+  }
   if (firstError !== undefined) throw firstError;
   // Stopped between columns without an error of its own: the caller aborted or time ran out.
   if (finished < columns) throw explain(run, signal.reason, 'finishing');
@@ -225,7 +236,7 @@ function receive(run: Run, step: number, column: number): Promise<ChunkMsg> {
 
 /** Turns the call's own deadline into a TIMEOUT that names the rank, the wait and the left neighbour. */
 function explain(run: Run, err: unknown, waitingFor: string): unknown {
-  if (!(run.deadline.aborted && err === run.deadline.reason)) return err;
+  if (!(run.limit.timedOut && err === run.limit.signal.reason)) return err;
   const { rank, size, timeoutMs, bucket } = run.opts;
   return new ClusterError(
     'TIMEOUT',

@@ -1,7 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { withDeadline } from '../../../shared/abort.js';
 import { ClusterError, UsageError } from '../../../shared/errors.js';
 import { Inbox } from '../../../worker/allreduce/bench-inbox.js';
 import type { MemberConfig, MemberMessage, ParentMessage } from '../../../worker/allreduce/bench-member.js';
@@ -12,6 +11,7 @@ import {
   type GradientCompression,
   MAX_CHUNK_BYTES,
 } from '../../../worker/allreduce/ring.js';
+import { deadline } from '../../../worker/allreduce/transport.js';
 import { intFlag, numberFlag, parseCommandArgs } from '../../args.js';
 import { type CliCommand, writeJsonLine } from '../../command.js';
 
@@ -205,11 +205,12 @@ export const command: CliCommand = {
   async run(argv, ctx) {
     const plan = compile(argv);
     const members = Array.from({ length: plan.workers }, (_, rank) => spawnMember(rank));
-    const signal = withDeadline(ctx.signal, plan.member.timeoutMs * (plan.warmup + plan.iterations + 4));
+    const limit = deadline(ctx.signal, plan.member.timeoutMs * (plan.warmup + plan.iterations + 4));
     let result: AllReduceBenchResult;
     try {
-      result = await runBench(plan, members, signal);
+      result = await runBench(plan, members, limit.signal);
     } finally {
+      limit.clear();
       await stopMembers(members, 5000);
     }
     if (plan.json) writeJsonLine(ctx.stdout, result);
