@@ -179,7 +179,7 @@ export async function runCoordinator(o: RunCoordinatorOptions): Promise<Training
     const summary = await Promise.race([coordinator.finished, aborted]);
     o.logger.info('training finished', { ...summary, badRecords: coordinator.stats.badRecords });
     // Keep answering until the workers have seen the end and left (bounded: a dead one never leaves).
-    await coordinator.whenAllLeft(withDeadline(o.signal, 2 * o.heartbeatTimeoutMs)).catch(() => {});
+    await withDeadline(o.signal, 2 * o.heartbeatTimeoutMs, (s) => coordinator.whenAllLeft(s)).catch(() => {});
     return summary;
   } finally {
     progress?.stop();

@@ -1,9 +1,89 @@
 import { setTimeout as delay } from 'node:timers/promises';
 
-/** A signal that aborts when `parent` does or after `ms` milliseconds, whichever comes first. */
-export function withDeadline(parent: AbortSignal | undefined, ms: number): AbortSignal {
-  const timeout = AbortSignal.timeout(ms);
-  return parent ? AbortSignal.any([parent, timeout]) : timeout;
+/** A bounded wait: `signal` aborts when the parent does or when `ms` have passed, whichever is first. */
+export interface Deadline extends Disposable {
+  readonly signal: AbortSignal;
+  /** True once the timer (not the parent) aborted `signal`; stays true after clear(). */
+  readonly timedOut: boolean;
+  /** Stops the timer and lets go of the parent (idempotent); call it once the guarded wait is over. */
+  clear(): void;
+}
+
+/**
+ * `parent` or a timer of `ms`, whichever comes first; the reason on time-out is a TimeoutError
+ * DOMException, like AbortSignal.timeout's.
+ *
+ * Invariant: nothing here depends on garbage collection. On Node 20 an AbortSignal.timeout composed
+ * with AbortSignal.any is referenced only weakly and its timer is cancelled once a GC collects it,
+ * so such a deadline may never fire (nodejs/node#57736). Here the timer closes over the controller
+ * and the parent's listener holds it too, so the signal aborts on time; clear() (or the abort
+ * itself) removes both, so a long-lived parent collects no listeners. The timer is unref'd: a
+ * deadline alone does not keep the process alive. `ms` = Infinity means no timer.
+ */
+export function deadline(parent: AbortSignal | undefined, ms: number): Deadline {
+  if (!(ms >= 0)) throw new RangeError(`deadline: ms must be a number >= 0, got ${ms}`);
+  const controller = new AbortController();
+  let timedOut = false;
+  let timer: NodeJS.Timeout | undefined;
+  const onParentAbort = () => finish(parent?.reason);
+  const finish = (reason?: unknown) => {
+    clearTimeout(timer);
+    parent?.removeEventListener('abort', onParentAbort);
+    if (reason !== undefined && !controller.signal.aborted) controller.abort(reason);
+  };
+  if (parent?.aborted) finish(parent.reason);
+  else {
+    parent?.addEventListener('abort', onParentAbort, { once: true });
+    // setTimeout turns a delay above 2^31-1 ms into 1 ms; such a deadline is no deadline at all.
+    if (ms <= 2 ** 31 - 1) {
+      timer = setTimeout(() => {
+        timedOut = true;
+        finish(new DOMException(`timed out after ${ms} ms`, 'TimeoutError'));
+      }, ms);
+      timer.unref();
+    }
+  }
+  return {
+    signal: controller.signal,
+    get timedOut() {
+      return timedOut;
+    },
+    clear: () => finish(),
+    [Symbol.dispose]: () => finish(),
+  };
+}
+
+/**
+ * Runs `run` under a deadline of `ms` (or until `parent` aborts) and clears the timer as soon as
+ * the operation settles, whichever way.
+ */
+export function withDeadline<T>(
+  parent: AbortSignal | undefined,
+  ms: number,
+  run: (signal: AbortSignal) => Promise<T>,
+): Promise<T>;
+/**
+ * @deprecated The signal alone: its timer and parent listener live until it fires (at most `ms`).
+ * Use the form with `run`, or deadline() and clear().
+ */
+export function withDeadline(parent: AbortSignal | undefined, ms: number): AbortSignal;
+export function withDeadline<T>(
+  parent: AbortSignal | undefined,
+  ms: number,
+  run?: (signal: AbortSignal) => Promise<T>,
+): Promise<T> | AbortSignal {
+  const limit = deadline(parent, ms);
+  if (!run) return limit.signal;
+  return runUnder(limit, run);
+}
+
+/** An async function, so that `run` throwing synchronously rejects too and still clears the timer. */
+async function runUnder<T>(limit: Deadline, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  try {
+    return await run(limit.signal);
+  } finally {
+    limit.clear();
+  }
 }
 
 /** Sleeps `ms` milliseconds; rejects with the signal's reason when it aborts first. */

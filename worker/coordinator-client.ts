@@ -1,4 +1,4 @@
-import type { Client } from '@grpc/grpc-js';
+import type { Client, MethodDefinition } from '@grpc/grpc-js';
 import {
   type AssignmentMsg,
   coordinatorProto,
@@ -64,23 +64,13 @@ export class CoordinatorClient {
   }
 
   join(req: JoinRequestMsg, signal: AbortSignal): Promise<JoinResponseMsg> {
-    return this.retrying(
-      'Join',
-      (s) => unaryCall(this.client, M.join, req, { signal: withDeadline(s, this.callTimeoutMs) }),
-      signal,
-    );
+    return this.retrying('Join', (s) => this.boundedCall(M.join, req, s), signal);
   }
 
   heartbeat(workerId: string, generation: number, position: PositionMsg, signal: AbortSignal) {
     return this.retrying(
       'Heartbeat',
-      (s) =>
-        unaryCall(
-          this.client,
-          M.heartbeat,
-          { workerId, generation, position },
-          { signal: withDeadline(s, this.callTimeoutMs) },
-        ),
+      (s) => this.boundedCall(M.heartbeat, { workerId, generation, position }, s),
       signal,
     );
   }
@@ -99,11 +89,7 @@ export class CoordinatorClient {
   }
 
   reportStep(req: StepReportMsg, signal: AbortSignal): Promise<StepAckMsg> {
-    return this.retrying(
-      'ReportStep',
-      (s) => unaryCall(this.client, M.reportStep, req, { signal: withDeadline(s, this.callTimeoutMs) }),
-      signal,
-    );
+    return this.retrying('ReportStep', (s) => this.boundedCall(M.reportStep, req, s), signal);
   }
 
   reportEpoch(req: EpochReportMsg, signal: AbortSignal): Promise<EpochDecisionMsg> {
@@ -115,11 +101,7 @@ export class CoordinatorClient {
   }
 
   async reportDone(req: DoneReportMsg, signal: AbortSignal): Promise<void> {
-    await this.retrying(
-      'ReportDone',
-      (s) => unaryCall(this.client, M.reportDone, req, { signal: withDeadline(s, this.callTimeoutMs) }),
-      signal,
-    );
+    await this.retrying('ReportDone', (s) => this.boundedCall(M.reportDone, req, s), signal);
   }
 
   /** Best effort: a worker that cannot say goodbye is timed out by the heartbeat check instead. */
@@ -134,6 +116,17 @@ export class CoordinatorClient {
   close(): Promise<void> {
     this.client.close();
     return Promise.resolve();
+  }
+
+  /** A unary call under the per-call deadline (its timer is cleared as soon as the call settles). */
+  private boundedCall<Req, Res>(
+    method: MethodDefinition<Req, Res>,
+    req: Req,
+    signal: AbortSignal,
+  ): Promise<Res> {
+    return withDeadline(signal, this.callTimeoutMs, (s) =>
+      unaryCall(this.client, method, req, { signal: s }),
+    );
   }
 
   private async retrying<T>(
@@ -174,7 +167,7 @@ export class CoordinatorClient {
 
 /** Transport failures (coordinator down or restarting), as opposed to answers it sent. */
 function isUnreachable(err: unknown): boolean {
-  // A per-call deadline (AbortSignal.timeout) fires as a TimeoutError: the coordinator did not answer.
+  // A per-call deadline (shared/abort.ts deadline) fires as a TimeoutError: the coordinator did not answer.
   if (err instanceof Error && err.name === 'TimeoutError') return true;
   return isClusterError(err, 'PEER_LOST') || isClusterError(err, 'TIMEOUT');
 }

@@ -12,6 +12,8 @@ import type { TrainerState } from './train/trainer-state.js';
 
 export const STATE_SERVICE_NAME = 'ssdcluster.state.v1.StateTransfer';
 const CHUNK_BYTES = 4 * 1024 * 1024;
+/** Bound on one whole transfer, either side (a member may wait for its generation's start first). */
+const TRANSFER_TIMEOUT_MS = 120_000;
 
 interface GetStateRequest {
   generation: number;
@@ -50,11 +52,12 @@ export class StateProvider {
   implementation() {
     return {
       GetState: (call: ServerWritableStream<GetStateRequest, StateChunk>) => {
-        const signal = withDeadline(callSignal(call), 120_000);
-        this.serve(call, signal).catch((err: unknown) => {
-          this.logger.warn('state transfer failed', { peer: call.getPeer(), error: errorMessage(err) });
-          failStream(call, err, this.logger);
-        });
+        withDeadline(callSignal(call), TRANSFER_TIMEOUT_MS, (signal) => this.serve(call, signal)).catch(
+          (err: unknown) => {
+            this.logger.warn('state transfer failed', { peer: call.getPeer(), error: errorMessage(err) });
+            failStream(call, err, this.logger);
+          },
+        );
       },
     };
   }
@@ -104,17 +107,15 @@ export async function fetchState(
   const method = methodOf<GetStateRequest, StateChunk>(stateProto().service, 'GetState');
   let stateJson: Buffer | undefined;
   const tensors: Buffer[] = [];
-  const stream = openServerStream(
-    client,
-    method,
-    request,
-    (chunk) => {
-      if (stateJson === undefined) stateJson = Buffer.from(chunk.stateJson);
-      else tensors.push(Buffer.from(chunk.tensors));
-    },
-    { signal: withDeadline(signal, 120_000) },
+  const onChunk = (chunk: StateChunk) => {
+    if (stateJson === undefined) stateJson = Buffer.from(chunk.stateJson);
+    else tensors.push(Buffer.from(chunk.tensors));
+  };
+  await withDeadline(
+    signal,
+    TRANSFER_TIMEOUT_MS,
+    (s) => openServerStream(client, method, request, onChunk, { signal: s }).done,
   );
-  await stream.done;
   if (stateJson === undefined)
     throw new ClusterError('PROTOCOL', `${source}: the state transfer sent nothing`);
   return decodeCheckpoint(source, stateJson, Buffer.concat(tensors)).state;

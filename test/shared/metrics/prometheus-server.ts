@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sleep, withDeadline } from '../../../shared/abort.js';
+import { deadline, sleep } from '../../../shared/abort.js';
 
 /** Debian's prometheus package (installed by .ci/run). */
 export const PROMETHEUS = '/usr/bin/prometheus';
@@ -41,18 +41,22 @@ export async function waitFor<T>(
   probe: () => Promise<T | undefined>,
   timeoutMs = 20_000,
 ): Promise<T> {
-  const signal = withDeadline(undefined, timeoutMs);
+  const limit = deadline(undefined, timeoutMs);
   let last = 'nothing yet';
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = (err as Error).message;
+  try {
+    for (;;) {
+      try {
+        const value = await probe();
+        if (value !== undefined) return value;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+      if (limit.signal.aborted)
+        throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last})`);
+      await sleep(200);
     }
-    if (signal.aborted)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last})`);
-    await sleep(200);
+  } finally {
+    limit.clear();
   }
 }
 

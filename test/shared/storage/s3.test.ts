@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { withDeadline } from '../../../shared/abort.js';
+import { deadline } from '../../../shared/abort.js';
 import { ConfigError, isClusterError } from '../../../shared/errors.js';
 import { createS3Storage, resolveS3ClientConfig, type S3StorageOptions } from '../../../shared/storage/s3.js';
 import { toS3StorageError } from '../../../shared/storage/s3-errors.js';
@@ -125,10 +125,11 @@ test('s3 aborting a multipart upload mid-way aborts it on the server and leaves 
   const { server, storage, base } = await open(t, { partSizeBytes: 5 * MiB, queueSize: 1 });
   const controller = new AbortController();
   const reason = new Error('shutting down');
-  const deadline = withDeadline(undefined, 10_000);
+  const limit = deadline(undefined, 10_000);
+  t.teardown(() => limit.clear());
   async function* body() {
     yield randomBytes(6 * MiB, 1);
-    await server.waitForRequest((r) => r.url.includes('partNumber=1'), deadline);
+    await server.waitForRequest((r) => r.url.includes('partNumber=1'), limit.signal);
     controller.abort(reason);
     yield randomBytes(6 * MiB, 2);
   }
@@ -138,7 +139,7 @@ test('s3 aborting a multipart upload mid-way aborts it on the server and leaves 
   );
   const abortRequest = await server.waitForRequest(
     (r) => r.method === 'DELETE' && r.url.includes('uploadId='),
-    deadline,
+    limit.signal,
   );
   t.true(abortRequest.url.includes('aborted.bin'));
   t.is(await storage.stat(`${base}aborted.bin`), undefined);
