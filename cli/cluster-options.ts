@@ -31,7 +31,13 @@ export const clusterOptions = {
   'resume-from': { type: 'string' },
   'on-bad-record': { type: 'string' },
   'gradient-compression': { type: 'string' },
+  threads: { type: 'string' },
 } as const;
+
+/** The one --threads parser: XNNPACK threads of one process on wasm (the pool holds at most 8). */
+export function parseThreadsFlag(value: string | undefined): number | undefined {
+  return intFlag('threads', value, { min: 1, max: 8 });
+}
 
 export const CLUSTER_OPTIONS_HELP = `Job:
   --train SOURCE                 training channel: .rec (path or s3://) or an image folder
@@ -58,7 +64,10 @@ Cluster:
   --cluster-token T              shared secret workers must present (default: none)
   --heartbeat-timeout S          seconds without a heartbeat before a worker is lost (default 10)
   --stall-timeout S              report a stall (logs, ssd_cluster_stalls_total) naming the ranks behind
-                                 when no step completes for this long (default 300)`;
+                                 when no step completes for this long (default 300)
+  --threads N                    XNNPACK threads of each worker on wasm (default 1: one thread per worker
+                                 process, like torchrun's OMP_NUM_THREADS=1, so N workers use N cores;
+                                 a worker's own --threads wins)`;
 
 export interface ClusterSettings {
   hp: Readonly<Hyperparameters>;
@@ -132,6 +141,7 @@ export async function compileClusterSettings(
       checkpointFrequency: intFlag('checkpoint-frequency', values['checkpoint-frequency'], { min: 0 }) ?? 0,
       keepCheckpoints: intFlag('keep-checkpoints', values['keep-checkpoints'], { min: 1 }) ?? 3,
       resumeFrom: '',
+      threads: parseThreadsFlag(values.threads) ?? 0,
     },
     resume: resumeChoice(values),
     workers,

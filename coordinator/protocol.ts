@@ -35,6 +35,8 @@ export interface JobSpecMsg {
   checkpointFrequency: number;
   keepCheckpoints: number;
   resumeFrom: string;
+  /** XNNPACK threads per worker on wasm; 0 or absent: the worker's own --threads, else 1. */
+  threads?: number;
 }
 
 export interface JoinRequestMsg {

@@ -179,7 +179,9 @@ async function prepareJob(
   const { storage, log, closers, transport, session, metrics, timeline } = ctx;
   const { job } = joined;
   const hp = compileHyperparameters(job.hyperparameters);
-  const backend = await initBackend(o.backend, { logger: log, threads: o.threads });
+  // The worker's own --threads wins over the job's (coordinator --threads); 0 in the job: not set.
+  const threads = o.threads ?? (job.threads || undefined);
+  const backend = await initBackend(o.backend, { logger: log, threads });
   const channel = {
     hp,
     storage,

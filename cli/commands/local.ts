@@ -8,7 +8,7 @@ import { defaultCacheRoot, ensureSynthDataset, synthCacheDir } from '../../share
 import { SYNTH_DEFAULTS } from '../../shared/synth/synth-image.js';
 import { mergeTraceFiles } from '../../shared/timeline.js';
 import { parseBackendName } from '../../worker/backend/backend.js';
-import { intFlag, parseCommandArgs } from '../args.js';
+import { parseCommandArgs } from '../args.js';
 import { CLUSTER_OPTIONS_HELP, clusterOptions, compileClusterSettings } from '../cluster-options.js';
 import { type CliCommand, type CliContext, writeJsonLine } from '../command.js';
 import { LEARN_HYPERPARAMETERS } from './bench/learn.js';
@@ -24,7 +24,6 @@ Worker logs go to RUN_DIR/logs/worker-<i>.log; the model to --model-dir (default
 Options:
   --backend NAME    the workers' backend: auto (default), tensorflow-gpu, tensorflow, wasm or cpu
                     (on a GPU host worker i gets GPU i)
-  --threads N       XNNPACK threads per worker on wasm (default 1)
   --run-dir DIR     where logs (and, by default, the model) go (default CACHE/run)
   --timeline FILE   a Chrome trace (chrome://tracing, Perfetto) of every rank's step phases and
                     all-reduce calls, merged from the workers' traces at the end
@@ -39,7 +38,6 @@ ${describeHyperparameters()}
 const options = {
   ...clusterOptions,
   backend: { type: 'string' },
-  threads: { type: 'string' },
   'run-dir': { type: 'string' },
   timeline: { type: 'string' },
 } as const;
@@ -75,7 +73,6 @@ export const command: CliCommand = {
   async run(argv, ctx) {
     const { values } = parseCommandArgs('local', argv, options);
     const backend = parseBackendName(values.backend ?? 'auto');
-    const threads = intFlag('threads', values.threads, { min: 1, max: 8 });
     const runDir = values['run-dir'] ?? path.join(defaultCacheRoot(ctx.env), 'run');
     const storage = createStorage({ s3Endpoint: values['s3-endpoint'], env: ctx.env });
     try {
@@ -113,7 +110,6 @@ export const command: CliCommand = {
             args: (i) => [
               '--backend',
               backend,
-              ...(threads ? ['--threads', String(threads)] : []),
               ...(backend === 'tensorflow-gpu' ? ['--gpu', String(i)] : []),
               ...(settings.clusterToken ? ['--cluster-token', settings.clusterToken] : []),
               ...(values['log-level'] ? ['--log-level', values['log-level']] : []),

@@ -8,6 +8,7 @@ import type { OnBadRecord } from '../../worker/data/dataset.js';
 import { runTraining, type TrainingRunOptions } from '../../worker/train/run-training.js';
 import { trainingHost } from '../../worker/train/sagemaker-log.js';
 import { intFlag, parseCommandArgs } from '../args.js';
+import { parseThreadsFlag } from '../cluster-options.js';
 import { type CliCommand, writeJsonLine } from '../command.js';
 
 const usage = `Usage: ssd-cluster train [hyperparameters] --train SOURCE [--validation SOURCE] --model-dir DEST
@@ -30,7 +31,8 @@ Model and output:
   --pretrained-base URL          tfjs weights manifest of the base network (use_pretrained_model=1)
   --seed S                       data order, augmentation and initialisation seed (default 0)
   --backend NAME                 auto (default), tensorflow-gpu, tensorflow, wasm or cpu
-  --threads N                    XNNPACK threads on wasm (default 1)
+  --threads N                    XNNPACK threads on wasm (default 1, like torchrun's OMP_NUM_THREADS=1;
+                                 --threads 2 uses two cores in this one process)
   --s3-endpoint URL              S3-compatible endpoint for s3:// URLs
   --log-level LEVEL              debug, info, warn, error or silent (default info)
 
@@ -134,7 +136,7 @@ export const command: CliCommand = {
     const onBadRecord = parseOnBadRecord(values['on-bad-record']);
     const backend = parseBackendName(values.backend ?? 'auto');
     const seed = intFlag('seed', values.seed, { min: 0, max: Number.MAX_SAFE_INTEGER }) ?? 0;
-    const threads = intFlag('threads', values.threads, { min: 1, max: 8 });
+    const threads = parseThreadsFlag(values.threads);
     const checkpoints = parseCheckpointFlags(values);
     const hp = await loadHyperparameters(values);
     const storage = createStorage({ s3Endpoint: values['s3-endpoint'], env: ctx.env });

@@ -2,6 +2,7 @@ import { UsageError } from '../../shared/errors.js';
 import { parseBackendName } from '../../worker/backend/backend.js';
 import { runWorker } from '../../worker/main.js';
 import { intFlag, numberFlag, parseCommandArgs } from '../args.js';
+import { parseThreadsFlag } from '../cluster-options.js';
 import { type CliCommand, writeJsonLine } from '../command.js';
 
 const usage = `Usage: ssd-cluster worker --coordinator HOST:PORT [--backend NAME] [--advertise HOST] [--gpu INDEX]
@@ -14,7 +15,8 @@ all-reduce over gRPC. Exits 0 when the job is finished.
 Options:
   --coordinator HOST:PORT   the coordinator's gRPC address (required)
   --backend NAME            auto (default), tensorflow-gpu, tensorflow, wasm or cpu
-  --threads N               XNNPACK threads on wasm (default 1)
+  --threads N               XNNPACK threads on wasm (default: the job's --threads, else 1: one thread
+                            per worker process, like torchrun's OMP_NUM_THREADS=1)
   --advertise HOST          address peers and Prometheus use to reach this worker
                             (default: the address the coordinator sees it come from)
   --gpu INDEX               pin this worker to one GPU (sets CUDA_VISIBLE_DEVICES before the backend loads)
@@ -55,7 +57,7 @@ export const command: CliCommand = {
     const result = await runWorker({
       coordinator: values.coordinator,
       backend: parseBackendName(values.backend ?? 'auto'),
-      threads: intFlag('threads', values.threads, { min: 1, max: 8 }),
+      threads: parseThreadsFlag(values.threads),
       advertise: values.advertise,
       gpu: intFlag('gpu', values.gpu, { min: 0, max: 64 }),
       clusterToken: values['cluster-token'] ?? '',
