@@ -12,6 +12,7 @@ import { Coordinator, type TrainingSummary } from './coordinator.js';
 import { serveCoordinatorMetrics } from './metrics.js';
 import type { JobSpecMsg } from './protocol.js';
 import { startCoordinatorServer } from './service.js';
+import type { CoordinatorStats } from './stats.js';
 
 export interface RunCoordinatorOptions {
   hp: Readonly<Hyperparameters>;
@@ -37,6 +38,22 @@ export interface RunCoordinatorOptions {
   progressStream?: NodeJS.WritableStream & { isTTY?: boolean };
   /** Called once the server listens (the launcher starts workers then). */
   onListening?: (port: number, metricsPort: number | undefined) => void;
+}
+
+/**
+ * The line `coordinator` and `local` print at the end: the job's summary plus the scaling estimate
+ * the coordinator exported as ssd_cluster_speedup / ssd_cluster_scaling_efficiency after the last
+ * step (null when no step was seen).
+ */
+export interface CoordinatorSummary extends TrainingSummary {
+  speedup: number | null;
+  scalingEfficiency: number | null;
+}
+
+export function withScaling(summary: TrainingSummary, stats: CoordinatorStats): CoordinatorSummary {
+  const { speedup, efficiency } = stats.scalingAtLastStep();
+  const finite = (x: number) => (Number.isFinite(x) ? x : null);
+  return { ...summary, speedup: finite(speedup), scalingEfficiency: finite(efficiency) };
 }
 
 /** Counts the train records and checks num_training_samples against them (SageMaker requires equality). */
@@ -117,7 +134,7 @@ function clusterProgress(o: RunCoordinatorOptions, coordinator: Coordinator, sam
   return bar;
 }
 
-export async function runCoordinator(o: RunCoordinatorOptions): Promise<TrainingSummary> {
+export async function runCoordinator(o: RunCoordinatorOptions): Promise<CoordinatorSummary> {
   const samples = await checkTrainData(o.spec, o.hp, o.storage);
   const resumed = await resolveResume(o);
   const at = resumed?.state.progress;
@@ -176,7 +193,7 @@ export async function runCoordinator(o: RunCoordinatorOptions): Promise<Training
       if (o.signal.aborted) reject(o.signal.reason);
       o.signal.addEventListener('abort', () => reject(o.signal.reason), { once: true });
     });
-    const summary = await Promise.race([coordinator.finished, aborted]);
+    const summary = withScaling(await Promise.race([coordinator.finished, aborted]), coordinator.stats);
     o.logger.info('training finished', { ...summary, badRecords: coordinator.stats.badRecords });
     // Keep answering until the workers have seen the end and left (bounded: a dead one never leaves).
     await withDeadline(o.signal, 2 * o.heartbeatTimeoutMs, (s) => coordinator.whenAllLeft(s)).catch(() => {});

@@ -1,5 +1,8 @@
 import type { Clock } from '../shared/clock.js';
+import { estimateScaling, type ScalingEstimate } from '../shared/metrics/scaling.js';
+import { addSample, createStepWindow, DEFAULT_WINDOW_MS } from '../shared/metrics/step-window.js';
 import type { Progress } from './job/job.js';
+import { stepObservation } from './metrics.js';
 import type { PositionMsg, StepReportMsg } from './protocol.js';
 
 export interface StepSample {
@@ -46,12 +49,21 @@ export interface CoordinatorStats {
   imagesPerSecond(windowMs?: number): number;
   /** Seconds from the first step report to the last. */
   trainingSeconds(): number;
+  /**
+   * ssd_cluster_speedup and ssd_cluster_scaling_efficiency (coordinator/metrics.ts) as a scrape right
+   * after the last step report reads them: the same step window and estimate, at the time of that
+   * report, for the ring of the current generation. So the summary's numbers do not decay over the
+   * final validation and shutdown. NaN before the first step.
+   */
+  scalingAtLastStep(): ScalingEstimate;
 }
 
 export function createCoordinatorStats(clock: Clock): CoordinatorStats {
   const recent: StepSample[] = [];
   let firstStepMs: number | undefined;
   let lastStepMs: number | undefined;
+  // The same window length and samples (stepObservation) as the metrics' TrainingMetrics window.
+  let window = createStepWindow(DEFAULT_WINDOW_MS);
   const stats: CoordinatorStats = {
     imagesTotal: 0,
     generation: 0,
@@ -79,6 +91,8 @@ export function createCoordinatorStats(clock: Clock): CoordinatorStats {
       stats.lastLoss = { crossEntropy: report.crossEntropy, smoothL1: report.smoothL1 };
       stats.learningRate = report.learningRate;
       recent.push({ atMs: now, images: report.images });
+      const { images, phases, allreduceBytes } = stepObservation(report);
+      window = addSample(window, { atMs: now, images, phases, allreduceBytes });
       while (recent.length > 0 && recent[0]!.atMs < now - 60_000) recent.shift();
       for (const listener of stats.stepListeners) listener(report);
     },
@@ -109,6 +123,9 @@ export function createCoordinatorStats(clock: Clock): CoordinatorStats {
     },
     trainingSeconds() {
       return firstStepMs === undefined || lastStepMs === undefined ? 0 : (lastStepMs - firstStepMs) / 1000;
+    },
+    scalingAtLastStep() {
+      return estimateScaling(window, lastStepMs ?? clock.monotonic(), stats.workers);
     },
   };
   return stats;
