@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<{ command: CliCommand }>> = {
   step: () => import('./bench/step.js'),
   allreduce: () => import('./bench/allreduce.js'),
   learn: () => import('./bench/learn.js'),
+  scaling: () => import('./bench/scaling.js'),
 };
 
 export const command: CliCommand = {
@@ -19,6 +20,8 @@ Benchmarks:
   step                one training step of an SSD configuration (forward, loss, backward, update)
   allreduce           ring all-reduce across N real worker processes on 127.0.0.1
   learn               make the synthetic data set, train the tiny SSD, report validation mAP
+  scaling             images/s of local --workers 1 and --workers N on the same data: speedup,
+                      efficiency and how far the speedup metric is from it
 `,
   async run(argv, ctx) {
     const [name, ...rest] = argv;

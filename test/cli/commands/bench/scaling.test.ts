@@ -1,0 +1,126 @@
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import {
+  type LocalSummary,
+  localArgs,
+  parseLocalSummary,
+  type ScalingPlan,
+  scalingResult,
+  scalingSynthOptions,
+} from '../../../../cli/commands/bench/scaling.js';
+import { synthCacheDir } from '../../../../shared/synth/cache.js';
+import { runCli } from '../../../helpers/run-cli.js';
+
+const PLAN: ScalingPlan = {
+  workers: 3,
+  images: 96,
+  imageShape: 64,
+  miniBatchSize: 4,
+  baseNetwork: 'tiny',
+  backend: 'wasm',
+  epochs: 1,
+  threads: 1,
+  seed: 0,
+};
+
+const summary = (imagesPerSecond: number, speedup: number | null): LocalSummary => ({
+  images: 96,
+  seconds: 96 / imagesPerSecond,
+  imagesPerSecond,
+  workers: 1,
+  speedup,
+  scalingEfficiency: speedup === null ? null : speedup / 3,
+});
+
+/** The `backend ready` log lines of a run's worker logs. */
+async function backendLines(runDir: string, workers: number) {
+  const lines = [];
+  for (let i = 0; i < workers; i++) {
+    const log = await readFile(path.join(runDir, 'logs', `worker-${i}.log`), 'utf8');
+    for (const line of log.split('\n')) {
+      if (line.includes('"backend ready"')) lines.push(JSON.parse(line) as { threads: number });
+    }
+  }
+  return lines;
+}
+
+test('bench scaling runs local with 1 and 2 workers and reports a consistent speedup', async (t) => {
+  const cache = await mkdtemp(path.join(tmpdir(), 'ssd-bench-scaling-'));
+  t.teardown(() => rm(cache, { recursive: true, force: true }));
+  const argv = ['bench', 'scaling', '--images', '32', '--image-shape', '64', '--mini-batch-size', '4'];
+  const run = await runCli([...argv, '--threads', '2', '--cache', cache, '--log-level', 'info', '--json'], {
+    env: process.env,
+    signal: AbortSignal.timeout(240_000),
+  });
+  t.is(run.code, 0, run.stderr.slice(-3000));
+  const result = JSON.parse(run.stdout);
+  t.is(result.workers, 2);
+  t.deepEqual(Object.keys(result.imagesPerSecond).sort(), ['1', '2']);
+  const [one, two] = [result.imagesPerSecond['1'], result.imagesPerSecond['2']];
+  t.true(one > 0 && two > 0, `images/s ${one}, ${two}`);
+  // Both runs trained every image once: 8 steps of 4, and 4 global steps of 2 x 4.
+  for (const n of ['1', '2']) {
+    const trained = result.imagesPerSecond[n] * result.seconds[n];
+    t.true(Math.abs(trained - 32) < 1e-6, `run ${n}: ${trained} images`);
+  }
+  t.is(result.speedup, two / one);
+  t.is(result.efficiency, result.speedup / 2);
+  t.true(result.speedupMetric > 0, `metric ${result.speedupMetric}`);
+  t.true(Math.abs(result.efficiencyMetric - result.speedupMetric / 2) < 1e-12);
+  t.is(result.metricError, Math.abs(result.speedupMetric / result.speedup - 1));
+  t.is(result.loadAverage.length, 2);
+  t.true(result.loadAverage.every((x: number) => x >= 0));
+  t.deepEqual(result.config, { ...PLAN, workers: 2, images: 32, miniBatchSize: 4, threads: 2 });
+  const data = synthCacheDir(path.join(cache, 'data'), scalingSynthOptions(result.config));
+  t.truthy(await stat(path.join(data, 'train.rec')), 'the data set is in the cache');
+  // --threads reaches every worker of both runs through local's job (coordinator --threads).
+  const ready = [
+    ...(await backendLines(path.join(cache, 'bench-scaling', 'workers-1'), 1)),
+    ...(await backendLines(path.join(cache, 'bench-scaling', 'workers-2'), 2)),
+  ];
+  t.deepEqual(
+    ready.map((l) => l.threads),
+    [2, 2, 2],
+  );
+});
+
+test('bench scaling rejects fewer images than one global batch, naming the flags', async (t) => {
+  const run = await runCli(['bench', 'scaling', '--workers', '4', '--images', '20', '--json']);
+  t.is(run.code, 2);
+  t.regex(run.stderr, /--images 20 is less than one global batch .* = 32/);
+});
+
+test('scalingResult divides the N-worker rate by the 1-worker rate and compares the metric', (t) => {
+  const result = scalingResult(PLAN, summary(10, null), summary(24, 2.7), [1.5, 2.5], 4);
+  t.deepEqual(result.imagesPerSecond, { 1: 10, 3: 24 });
+  t.is(result.speedup, 2.4);
+  t.is(result.efficiency, 2.4 / 3);
+  t.is(result.speedupMetric, 2.7);
+  t.is(result.efficiencyMetric, 0.9);
+  t.true(Math.abs(result.metricError! - 0.125) < 1e-12);
+  t.deepEqual(result.seconds, { 1: 9.6, 3: 4 });
+  t.deepEqual(result.loadAverage, [1.5, 2.5]);
+  t.is(scalingResult(PLAN, summary(10, null), summary(24, null), [0, 0], 4).metricError, null);
+});
+
+test('localArgs differ between the two runs only in the worker count and the run folder', (t) => {
+  const one = localArgs(PLAN, '/data/train.rec', '/runs/workers-1', 1);
+  const many = localArgs(PLAN, '/data/train.rec', '/runs/workers-3', 3);
+  const differing = one.flatMap((word, i) => (word === many[i] ? [] : [[word, many[i]]]));
+  t.deepEqual(differing, [
+    ['1', '3'],
+    ['/runs/workers-1', '/runs/workers-3'],
+    ['/runs/workers-1/model', '/runs/workers-3/model'],
+  ]);
+  t.is(one[one.indexOf('--mini-batch-size') + 1], '4', 'the same per-worker batch');
+});
+
+test('parseLocalSummary takes the last JSON line and names missing fields', (t) => {
+  const line = JSON.stringify({ ...summary(12, 1.9), modelDir: '/m' });
+  t.is(parseLocalSummary(`{"note":1}\n${line}\nssd-cluster local: done\n`, 'run').imagesPerSecond, 12);
+  const error = t.throws(() => parseLocalSummary('{"images": 3}\n', 'local --workers 2'));
+  t.regex(error.message, /local --workers 2 printed no summary \(missing seconds, imagesPerSecond/);
+  t.throws(() => parseLocalSummary('not json\n', 'run'), { message: /missing the whole line/ });
+});
