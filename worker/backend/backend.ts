@@ -162,7 +162,28 @@ async function loadBackend(
       return loadWasm(threads, options.logger);
     case 'cpu':
       await import('@tensorflow/tfjs-backend-cpu');
+      writeFirstCpuDataQuietly();
       return;
+  }
+}
+
+/**
+ * tfjs-backend-cpu prints a "Hi, looks like you are running TensorFlow.js in Node.js" banner
+ * through tfjs-core's warn() on its first write whenever env IS_NODE holds; warn() is quiet while
+ * env PROD (or IS_TEST) is set. So the cpu backend is created and written to once here, under PROD,
+ * and PROD is put back: tfjs's other warnings (a backend that fails to start, a kernel registered
+ * twice) still show.
+ */
+function writeFirstCpuDataQuietly(): void {
+  const cpu = tf.findBackend('cpu');
+  if (!cpu) return;
+  const env = tf.env();
+  const prod = env.getBool('PROD');
+  env.set('PROD', true);
+  try {
+    cpu.disposeData(cpu.write(new Float32Array(1), [1], 'float32'));
+  } finally {
+    env.set('PROD', prod);
   }
 }
 

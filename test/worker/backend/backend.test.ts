@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import test from 'ava';
 import { isClusterError } from '../../../shared/errors.js';
@@ -93,3 +95,31 @@ test.serial('closing a backend frees it once and a later initBackend of it says 
   const err = await t.throwsAsync(initBackend('cpu', { logger: noopLogger }));
   t.regex(err!.message, /^--backend cpu: already closed in this process/);
 });
+
+/**
+ * A process like a worker on --backend cpu: initBackend, then tensors. It re-registers a kernel last,
+ * which tfjs answers with a warning: the banner's silencing must not silence tfjs's other warnings.
+ */
+const CPU_PROCESS = `
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from ${JSON.stringify(new URL('../../../worker/backend/backend.ts', import.meta.url).href)};
+import { noopLogger } from ${JSON.stringify(new URL('../../../shared/logging.ts', import.meta.url).href)};
+await initBackend('cpu', { logger: noopLogger });
+const sum = tf.tidy(() => tf.scalar(1).add(tf.scalar(2)).dataSync()[0]);
+tf.registerKernel(tf.getKernel('Add', 'cpu'));
+console.log(JSON.stringify({ backend: tf.getBackend(), sum }));
+`;
+
+test.serial(
+  'a process on the cpu backend prints no tfjs banner but still prints tfjs warnings',
+  async (t) => {
+    const { stdout, stderr } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', CPU_PROCESS],
+      { timeout: 60_000 },
+    );
+    t.deepEqual(JSON.parse(stdout), { backend: 'cpu', sum: 3 }, 'it computed on the cpu backend');
+    t.notRegex(stderr, /looks like you are running TensorFlow\.js in Node\.js/i);
+    t.regex(stderr, /The kernel 'Add' for backend 'cpu' is already registered/);
+  },
+);
