@@ -1,71 +1,21 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
 import test from 'ava';
-import { createLocalStorage } from '../../shared/storage/local.js';
-import { readWeights } from '../../worker/model/weights.js';
 import { lastJsonLine, runCliProcess } from '../helpers/cli-process.js';
+import { readModelWeights } from '../helpers/model-weights.js';
+import { synthFixture, tinySsdFlags } from '../helpers/synth-fixture.js';
 
 // N workers with per-worker batch b must compute what one process computes with batch N*b:
 // same global batches (sharding plan), same augmentation (seeded per sample), loss normalised by the
 // global number of positives. Only the order of float additions in the all-reduce differs.
 const TRAIN = 36;
-const HP = [
-  '--num-classes',
-  '5',
-  '--num-training-samples',
-  String(TRAIN),
-  '--base-network',
-  'tiny',
-  '--image-shape',
-  '64',
-  '--epochs',
-  '1',
-  '--optimizer',
-  'sgd',
-  '--learning-rate',
-  '0.01',
-  '--lr-warmup-steps',
-  '2',
-  '--seed',
-  '7',
-];
+const data = synthFixture(test, { train: TRAIN, validation: 6 });
 
-let dir: string;
-
-test.before(async () => {
-  await tf.setBackend('cpu');
-  dir = await mkdtemp(path.join(tmpdir(), 'ssd-eq-'));
-  const synth = await runCliProcess([
-    'synth',
-    '--out',
-    path.join(dir, 'data'),
-    '--train',
-    String(TRAIN),
-    '--validation',
-    '6',
-    '--image-size',
-    '64',
-    '--log-level',
-    'warn',
-  ]);
-  if (synth.code !== 0) throw new Error(synth.stderr);
-});
-
-test.after.always(async () => {
-  if (!process.env.KEEP_TEST_DIR) await rm(dir, { recursive: true, force: true });
-});
-
-async function weightsOf(modelDir: string): Promise<Map<string, Float32Array>> {
-  const { tensors } = await readWeights(modelDir, createLocalStorage());
-  const out = new Map<string, Float32Array>();
-  for (const [name, t] of Object.entries(tensors)) {
-    out.set(name, (await t.data()) as Float32Array);
-    t.dispose();
-  }
-  return out;
+function jobFlags(): string[] {
+  return [
+    ...tinySsdFlags(data),
+    ...['--epochs', '1', '--optimizer', 'sgd', '--learning-rate', '0.01', '--lr-warmup-steps', '2'],
+    ...['--seed', '7', '--train', data.train, '--validation', data.validation],
+    ...['--backend', 'wasm', '--log-level', 'warn'],
+  ];
 }
 
 /**
@@ -74,6 +24,7 @@ async function weightsOf(modelDir: string): Promise<Map<string, Float32Array>> {
  * on an element that happens to sit near zero.
  */
 function maxRelativeDifference(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
+  if (a.size !== b.size) throw new Error(`the models have ${a.size} and ${b.size} weights`);
   let worst = 0;
   for (const [name, va] of a) {
     const vb = b.get(name);
@@ -89,55 +40,20 @@ function maxRelativeDifference(a: Map<string, Float32Array>, b: Map<string, Floa
   return worst;
 }
 
-const data = (name: string) => path.join(dir, 'data', name);
-
 const matchesTrain = test.macro(async (t, workers: number) => {
   const perWorker = 2;
-  const trainDir = path.join(dir, `train-${workers}`);
-  const localDir = path.join(dir, `local-${workers}`);
+  const trainDir = data.path(`train-${workers}`);
+  const localDir = data.path(`local-${workers}`);
   const signal = AbortSignal.timeout(150_000);
   const [single, cluster] = await Promise.all([
     runCliProcess(
-      [
-        'train',
-        ...HP,
-        '--mini-batch-size',
-        String(workers * perWorker),
-        '--train',
-        data('train.rec'),
-        '--validation',
-        data('validation.rec'),
-        '--model-dir',
-        trainDir,
-        '--backend',
-        'wasm',
-        '--log-level',
-        'warn',
-      ],
+      ['train', ...jobFlags(), '--mini-batch-size', String(workers * perWorker), '--model-dir', trainDir],
       { signal },
     ),
     runCliProcess(
       [
-        'local',
-        '--workers',
-        String(workers),
-        ...HP,
-        '--mini-batch-size',
-        String(perWorker),
-        '--train',
-        data('train.rec'),
-        '--validation',
-        data('validation.rec'),
-        '--model-dir',
-        localDir,
-        '--run-dir',
-        path.join(dir, `run-${workers}`),
-        '--backend',
-        'wasm',
-        '--log-level',
-        'warn',
-        '--port',
-        '0',
+        ...['local', '--workers', String(workers), ...jobFlags(), '--mini-batch-size', String(perWorker)],
+        ...['--model-dir', localDir, '--run-dir', data.path(`run-${workers}`), '--port', '0'],
       ],
       { signal },
     ),
@@ -147,7 +63,7 @@ const matchesTrain = test.macro(async (t, workers: number) => {
   const summary = lastJsonLine(cluster.stdout);
   t.is(summary.workers, workers);
   t.is(summary.images, TRAIN - (TRAIN % (workers * perWorker)));
-  const diff = maxRelativeDifference(await weightsOf(trainDir), await weightsOf(localDir));
+  const diff = maxRelativeDifference(await readModelWeights(trainDir), await readModelWeights(localDir));
   t.log(`max relative weight difference, ${workers} workers vs one process: ${diff}`);
   t.true(diff <= 1e-5, `max relative difference ${diff}`);
 });

@@ -1,74 +1,29 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
 import test from 'ava';
 import { createCheckpointStore } from '../../coordinator/checkpoint/store.js';
 import { sleep } from '../../shared/abort.js';
 import { createLocalStorage } from '../../shared/storage/local.js';
 import { createStorage } from '../../shared/storage/open-storage.js';
 import type { Storage } from '../../shared/storage/storage.js';
-import { readWeights } from '../../worker/model/weights.js';
-import { lastJsonLine, runCliProcess } from '../helpers/cli-process.js';
-import { killAll, start } from '../helpers/logged-process.js';
+import { lastJsonLine } from '../helpers/cli-process.js';
+import { coordinatorPort, startCoordinator, startWorker } from '../helpers/cluster-processes.js';
+import { killAll } from '../helpers/logged-process.js';
+import { readModelWeights, weightsThatDiffer } from '../helpers/model-weights.js';
 import { startS3Server } from '../helpers/s3-server.js';
+import { synthFixture, tinySsdFlags } from '../helpers/synth-fixture.js';
 
 // Exact resume: a cluster whose every process is SIGKILLed and then resumed from its newest checkpoint
 // ends with the weights of an uninterrupted run (same workers, same seed), bit for bit.
-let dir: string;
-const JOB = [
-  '--num-classes',
-  '5',
-  '--num-training-samples',
-  '48',
-  '--base-network',
-  'tiny',
-  '--image-shape',
-  '64',
-  '--mini-batch-size',
-  '2',
-  '--epochs',
-  '2',
-  '--optimizer',
-  'adam',
-  '--learning-rate',
-  '0.003',
-  '--lr-warmup-steps',
-  '3',
-  '--seed',
-  '11',
-];
+const data = synthFixture(test, { train: 48, validation: 4 });
 
-test.before(async () => {
-  await tf.setBackend('cpu');
-  dir = await mkdtemp(path.join(tmpdir(), 'ssd-resume-'));
-  const synth = await runCliProcess([
-    'synth',
-    '--out',
-    path.join(dir, 'data'),
-    '--train',
-    '48',
-    '--validation',
-    '4',
-    '--image-size',
-    '64',
-    '--log-level',
-    'warn',
-  ]);
-  if (synth.code !== 0) throw new Error(synth.stderr);
-});
+test.after.always(() => killAll());
 
-test.after.always(async () => {
-  killAll();
-  await rm(dir, { recursive: true, force: true });
-});
-
-const data = (name: string) => path.join(dir, 'data', name);
-
-async function weights(modelDir: string): Promise<Map<string, Float32Array>> {
-  const { tensors } = await readWeights(modelDir, createLocalStorage());
-  return new Map(Object.entries(tensors).map(([n, t]) => [n, t.dataSync() as Float32Array]));
+/** Two epochs of batch 2 per worker (12 steps each with 2 workers), adam with warm-up. */
+function jobFlags(model: string): string[] {
+  return [
+    ...['--train', data.train, ...tinySsdFlags(data), '--mini-batch-size', '2', '--epochs', '2'],
+    ...['--optimizer', 'adam', '--learning-rate', '0.003', '--lr-warmup-steps', '3', '--seed', '11'],
+    ...['--workers', '2', '--model-dir', data.path(model), '--log-level', 'info'],
+  ];
 }
 
 /** Waits (polling with a deadline) until a complete checkpoint at `minStep` or later is in `ckpt`. */
@@ -82,50 +37,12 @@ async function waitForCheckpoint(storage: Storage, ckpt: string, minStep: number
 }
 
 function cluster(tag: string, extra: string[], env?: NodeJS.ProcessEnv) {
-  const coordinator = start(
-    [
-      'coordinator',
-      '--metrics-port',
-      '0',
-      ...JOB,
-      '--train',
-      data('train.rec'),
-      '--workers',
-      '2',
-      '--port',
-      '0',
-      '--model-dir',
-      path.join(dir, `model-${tag}`),
-      '--heartbeat-timeout',
-      '3',
-      '--log-level',
-      'info',
-      ...extra,
-    ],
+  const coordinator = startCoordinator([...jobFlags(`model-${tag}`), '--heartbeat-timeout', '3', ...extra], {
     env,
+  });
+  const workers = coordinatorPort(coordinator).then((port) =>
+    [0, 1].map((i) => startWorker(port, `${tag}${i}`, { env, flags: ['--coordinator-timeout', '60'] })),
   );
-  const workers = coordinator
-    .waitFor((l) => l.msg === 'coordinator listening', 60_000, 'the coordinator')
-    .then((l) =>
-      [0, 1].map((i) =>
-        start(
-          [
-            'worker',
-            '--coordinator',
-            `127.0.0.1:${l.port}`,
-            '--backend',
-            'wasm',
-            '--worker-id',
-            `${tag}${i}`,
-            '--log-level',
-            'warn',
-            '--coordinator-timeout',
-            '60',
-          ],
-          env,
-        ),
-      ),
-    );
   return { coordinator, workers };
 }
 
@@ -135,7 +52,7 @@ const exactResume = test.macro(async (t, where: 'local' | 's3') => {
     ? createStorage({ s3Endpoint: s3.endpoint, s3Credentials: s3.credentials, env: {} })
     : createLocalStorage();
   t.teardown(() => storage.close());
-  const ckpt = s3 ? `s3://${s3.bucket}/cluster/ckpt` : path.join(dir, 'ckpt');
+  const ckpt = s3 ? `s3://${s3.bucket}/cluster/ckpt` : data.path('ckpt');
   const env = s3 && {
     AWS_ACCESS_KEY_ID: s3.env.AWS_ACCESS_KEY_ID,
     AWS_SECRET_ACCESS_KEY: s3.env.AWS_SECRET_ACCESS_KEY,
@@ -166,11 +83,11 @@ const exactResume = test.macro(async (t, where: 'local' | 's3') => {
   );
   t.is(summary.epochs, 2);
   const [a, b] = [
-    await weights(path.join(dir, `model-ref-${where}`)),
-    await weights(path.join(dir, `model-res-${where}`)),
+    await readModelWeights(data.path(`model-ref-${where}`)),
+    await readModelWeights(data.path(`model-res-${where}`)),
   ];
-  t.is(a.size, b.size);
-  for (const [name, va] of a) t.deepEqual(b.get(name), va, name);
+  t.true(a.size > 0);
+  t.deepEqual(weightsThatDiffer(a, b), [], 'weights that differ from the uninterrupted run');
 });
 
 test(
@@ -181,37 +98,18 @@ test(
 test('the same with checkpoints in an S3-compatible server', exactResume, 's3');
 
 test('a killed coordinator restarted with --resume picks the job up again while the workers keep their state', async (t) => {
-  const ckpt = path.join(dir, 'ckpt-coord');
+  const ckpt = data.path('ckpt-coord');
   // Four epochs: the coordinator is killed with most of the job still to run.
   const first = cluster('co', ['--checkpoint-dir', ckpt, '--checkpoint-frequency', '2', '--epochs', '4']);
   const workers = await first.workers;
   await waitForCheckpoint(createLocalStorage(), ckpt, 4, AbortSignal.timeout(120_000));
   first.coordinator.child.kill('SIGKILL');
-  // Same port is not needed: the workers were told the old one, so restart it there.
-  const port = (
-    first.coordinator.lines.find((l) => l.msg === 'coordinator listening')!.port as number
-  ).toString();
-  const again = start([
-    'coordinator',
-    '--metrics-port',
-    '0',
-    ...JOB,
-    '--train',
-    data('train.rec'),
-    '--workers',
-    '2',
-    '--port',
-    port,
-    '--model-dir',
-    path.join(dir, 'model-co'),
-    '--checkpoint-dir',
-    ckpt,
-    '--resume',
-    '--epochs',
-    '4',
-    '--log-level',
-    'info',
-  ]);
+  // Same port: the workers were told the old one, so restart it there.
+  const port = await coordinatorPort(first.coordinator);
+  const again = startCoordinator(
+    [...jobFlags('model-co'), '--checkpoint-dir', ckpt, '--resume', '--epochs', '4'],
+    { port },
+  );
   t.is(await again.exited, 0, again.lines.map((l) => JSON.stringify(l)).join('\n'));
   t.true(
     again.lines.some((l) => l.msg === 'step committed' || l.msg === 'epoch done'),

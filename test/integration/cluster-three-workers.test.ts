@@ -1,9 +1,11 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { readdir } from 'node:fs/promises';
 import test from 'ava';
-import { lastJsonLine, runCliProcess } from '../helpers/cli-process.js';
-import { killAll, start } from '../helpers/logged-process.js';
+import { lastJsonLine } from '../helpers/cli-process.js';
+import { coordinatorPort, startCoordinator, startWorker } from '../helpers/cluster-processes.js';
+import { killAll } from '../helpers/logged-process.js';
+import { synthFixture, tinySsdFlags } from '../helpers/synth-fixture.js';
+
+const data = synthFixture(test, { train: 48, validation: 4, classes: 1 });
 
 test.after.always(() => killAll());
 
@@ -11,77 +13,14 @@ test.after.always(() => killAll());
 // objects: VOC07 mAP on the images it trained on (the validation channel here) far above an untrained
 // model's (< 0.01 for the same configuration).
 test('a coordinator and 3 worker processes train to completion and the model they write detects the objects', async (t) => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'ssd-three-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const synth = await runCliProcess([
-    'synth',
-    '--out',
-    dir,
-    '--train',
-    '48',
-    '--validation',
-    '4',
-    '--image-size',
-    '64',
-    '--classes',
-    '1',
-    '--log-level',
-    'warn',
+  const modelDir = data.path('model');
+  const coordinator = startCoordinator([
+    ...['--train', data.train, '--validation', data.train, ...tinySsdFlags(data)],
+    ...['--mini-batch-size', '4', '--epochs', '25', '--optimizer', 'adam', '--learning-rate', '0.005'],
+    ...['--lr-warmup-steps', '10', '--workers', '3', '--model-dir', modelDir],
   ]);
-  t.is(synth.code, 0, synth.stderr);
-  const train = path.join(dir, 'train.rec');
-  const modelDir = path.join(dir, 'model');
-  const coordinator = start([
-    'coordinator',
-    '--metrics-port',
-    '0',
-    '--train',
-    train,
-    '--validation',
-    train,
-    '--num-classes',
-    '1',
-    '--num-training-samples',
-    '48',
-    '--base-network',
-    'tiny',
-    '--image-shape',
-    '64',
-    '--mini-batch-size',
-    '4',
-    '--epochs',
-    '25',
-    '--optimizer',
-    'adam',
-    '--learning-rate',
-    '0.005',
-    '--lr-warmup-steps',
-    '10',
-    '--workers',
-    '3',
-    '--port',
-    '0',
-    '--model-dir',
-    modelDir,
-  ]);
-  const listening = await coordinator.waitFor(
-    (l) => l.msg === 'coordinator listening',
-    60_000,
-    'the coordinator',
-  );
-  const workers = [0, 1, 2].map((i) =>
-    start([
-      'worker',
-      '--coordinator',
-      `127.0.0.1:${listening.port}`,
-      '--backend',
-      'wasm',
-      '--worker-id',
-      `w${i}`,
-      '--log-level',
-      'warn',
-    ]),
-  );
+  const port = await coordinatorPort(coordinator);
+  const workers = ['w0', 'w1', 'w2'].map((id) => startWorker(port, id));
   t.is(await coordinator.exited, 0);
   for (const w of workers) t.is(await w.exited, 0);
   const summary = lastJsonLine(coordinator.stdout());

@@ -1,28 +1,17 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import test from 'ava';
 import { CLI_ENTRY } from '../../coordinator/launcher.js';
 import { withDeadline } from '../../shared/abort.js';
-import { runCliProcess } from '../helpers/cli-process.js';
+import { synthFixture, tinySsdFlags } from '../helpers/synth-fixture.js';
 import { freePort, startPrometheus, waitFor } from '../shared/metrics/prometheus-server.js';
 
 // A real `local --workers 2` job, a real Prometheus running deploy/prometheus.yml: the coordinator is
 // scraped statically, both workers are found through its /sd, and their series answer a query.
-const TRAIN = 64;
+const data = synthFixture(test, { train: 64, validation: 4 });
 
 test('a real Prometheus discovers and scrapes both workers of a running local --workers 2 job', async (t) => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'ssd-prometheus-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const synth = await runCliProcess([
-    'synth',
-    ...['--out', path.join(dir, 'data'), '--train', String(TRAIN), '--validation', '4'],
-    ...['--image-size', '64', '--log-level', 'warn'],
-  ]);
-  t.is(synth.code, 0, synth.stderr);
-
   const metricsPort = await freePort();
   // Many epochs: the job runs until the test has its answer. It leads its own process group (its
   // workers inherit it), so one SIGTERM to the group stops the launcher and the workers together.
@@ -32,10 +21,10 @@ test('a real Prometheus discovers and scrapes both workers of a running local --
       CLI_ENTRY,
       'local',
       ...['--workers', '2', '--port', '0', '--metrics-port', String(metricsPort)],
-      ...['--num-classes', '5', '--num-training-samples', String(TRAIN), '--base-network', 'tiny'],
-      ...['--image-shape', '64', '--mini-batch-size', '2', '--epochs', '1000', '--optimizer', 'sgd'],
-      ...['--train', path.join(dir, 'data', 'train.rec'), '--model-dir', path.join(dir, 'model')],
-      ...['--run-dir', path.join(dir, 'run'), '--backend', 'wasm', '--log-level', 'warn'],
+      ...tinySsdFlags(data),
+      ...['--mini-batch-size', '2', '--epochs', '1000', '--optimizer', 'sgd'],
+      ...['--train', data.train, '--model-dir', data.path('model')],
+      ...['--run-dir', data.path('run'), '--backend', 'wasm', '--log-level', 'warn'],
     ],
     { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
   );

@@ -1,61 +1,18 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import test from 'ava';
 import { readTraceFile } from '../../shared/timeline.js';
 import { runCliProcess } from '../helpers/cli-process.js';
+import { synthFixture, tinySsdFlags } from '../helpers/synth-fixture.js';
+
+const data = synthFixture(test, { train: 16, validation: 4 });
 
 test('local --timeline writes one valid Chrome trace with the steps of every rank', async (t) => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'ssd-trace-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const synth = await runCliProcess([
-    'synth',
-    '--out',
-    dir,
-    '--train',
-    '16',
-    '--validation',
-    '4',
-    '--image-size',
-    '64',
-    '--log-level',
-    'warn',
-  ]);
-  t.is(synth.code, 0, synth.stderr);
-  const trace = path.join(dir, 'trace.json');
+  const trace = data.path('trace.json');
   const run = await runCliProcess(
     [
-      'local',
-      '--workers',
-      '2',
-      '--train',
-      path.join(dir, 'train.rec'),
-      '--num-classes',
-      '5',
-      '--num-training-samples',
-      '16',
-      '--base-network',
-      'tiny',
-      '--image-shape',
-      '64',
-      '--mini-batch-size',
-      '2',
-      '--epochs',
-      '1',
-      '--model-dir',
-      path.join(dir, 'model'),
-      '--run-dir',
-      path.join(dir, 'run'),
-      '--backend',
-      'wasm',
-      '--port',
-      '0',
-      '--metrics-port',
-      '0',
-      '--timeline',
-      trace,
-      '--log-level',
-      'warn',
+      ...['local', '--workers', '2', '--train', data.train, ...tinySsdFlags(data)],
+      ...['--mini-batch-size', '2', '--epochs', '1', '--backend', 'wasm', '--port', '0'],
+      ...['--model-dir', data.path('model'), '--run-dir', data.path('run')],
+      ...['--metrics-port', '0', '--timeline', trace, '--log-level', 'warn'],
     ],
     { signal: AbortSignal.timeout(120_000) },
   );

@@ -1,8 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
 import test, { type ExecutionContext } from 'ava';
 import {
   type CheckpointInfo,
@@ -12,10 +8,11 @@ import {
 import { sleep, withDeadline } from '../../shared/abort.js';
 import { createStorage } from '../../shared/storage/open-storage.js';
 import type { Storage } from '../../shared/storage/storage.js';
-import { readWeights } from '../../worker/model/weights.js';
 import { lastJsonLine, runCliProcess } from '../helpers/cli-process.js';
+import { readModelWeights, weightsThatDiffer } from '../helpers/model-weights.js';
 import { runCli } from '../helpers/run-cli.js';
 import { startS3Server } from '../helpers/s3-server.js';
+import { synthFixture, tinySsdFlags } from '../helpers/synth-fixture.js';
 
 /**
  * Exact resume of `ssd-cluster train` after SIGKILL, as real processes: a run checkpointing every
@@ -28,89 +25,34 @@ const TRAIN = 24;
 const BATCH = 4;
 // Long enough that a mid-epoch checkpoint lands before the end even when writes are slow (loaded CI).
 const EPOCHS = 6;
-const HP = [
-  '--num-classes',
-  '5',
-  '--num-training-samples',
-  String(TRAIN),
-  '--base-network',
-  'tiny',
-  '--image-shape',
-  '64',
-  '--mini-batch-size',
-  String(BATCH),
-  '--epochs',
-  String(EPOCHS),
-  '--optimizer',
-  'adam',
-  '--learning-rate',
-  '0.01',
-  '--lr-warmup-steps',
-  '3',
-  '--lr-scheduler-step',
-  '1',
-  '--lr-scheduler-factor',
-  '0.5',
-  '--seed',
-  '13',
-  '--backend',
-  'wasm',
-];
+const data = synthFixture(test, { train: TRAIN, validation: 4 });
 /** Checkpoints, kills and resumes each finish well within this. */
 const DEADLINE_MS = 90_000;
 
-let dir: string;
-let reference: Map<string, Buffer>;
+let reference: Map<string, Float32Array>;
 const local = createStorage({ env: {} });
 
 test.before(async () => {
-  await tf.setBackend('cpu');
-  dir = await mkdtemp(path.join(tmpdir(), 'ssd-resume-'));
-  const synth = await runCliProcess(
-    ['synth', '--out', data(''), '--train', String(TRAIN), '--validation', '4', '--image-size', '64'],
-    { signal: AbortSignal.timeout(DEADLINE_MS) },
-  );
-  if (synth.code !== 0) throw new Error(synth.stderr);
   const run = await runCliProcess(trainArgs('reference'), { signal: AbortSignal.timeout(DEADLINE_MS) });
   if (run.code !== 0) throw new Error(run.stderr);
-  reference = await weightsOf(path.join(dir, 'reference'));
+  reference = await readModelWeights(data.path('reference'), local);
 });
 
-test.after.always(async () => {
-  await local.close();
-  if (!process.env.KEEP_TEST_DIR) await rm(dir, { recursive: true, force: true });
-});
-
-function data(name: string): string {
-  return path.join(dir, 'data', name);
-}
+test.after.always(() => local.close());
 
 function trainArgs(model: string, ...extra: string[]): string[] {
-  const modelDir = path.join(dir, model);
-  const channels = ['--train', data('train.rec'), '--validation', data('validation.rec')];
-  return ['train', ...HP, ...channels, '--model-dir', modelDir, '--log-level', 'info', ...extra];
+  return [
+    ...['train', ...tinySsdFlags(data), '--mini-batch-size', String(BATCH), '--epochs', String(EPOCHS)],
+    ...['--optimizer', 'adam', '--learning-rate', '0.01', '--lr-warmup-steps', '3'],
+    ...['--lr-scheduler-step', '1', '--lr-scheduler-factor', '0.5', '--seed', '13', '--backend', 'wasm'],
+    ...['--train', data.train, '--validation', data.validation, '--model-dir', data.path(model)],
+    ...['--log-level', 'info', ...extra],
+  ];
 }
 
-/** Every weight of a written model as its raw bytes (so -0, NaN payloads and the like count). */
-async function weightsOf(modelDir: string): Promise<Map<string, Buffer>> {
-  const { tensors } = await readWeights(modelDir, local);
-  const out = new Map<string, Buffer>();
-  for (const [name, tensor] of Object.entries(tensors)) {
-    const values = (await tensor.data()) as Float32Array;
-    out.set(name, Buffer.from(values.buffer, values.byteOffset, values.byteLength));
-    tensor.dispose();
-  }
-  return out;
-}
-
-function assertBitIdentical(t: ExecutionContext, actual: Map<string, Buffer>) {
+function assertBitIdentical(t: ExecutionContext, actual: Map<string, Float32Array>) {
   t.deepEqual([...actual.keys()].sort(), [...reference.keys()].sort());
-  const differing = [...reference].filter(([name, bytes]) => !actual.get(name)?.equals(bytes));
-  t.deepEqual(
-    differing.map(([name]) => name),
-    [],
-    'weights that differ from the uninterrupted run',
-  );
+  t.deepEqual(weightsThatDiffer(reference, actual), [], 'weights that differ from the uninterrupted run');
 }
 
 /** The JSON log lines of a run's stderr with message `msg`. */
@@ -182,7 +124,7 @@ async function resumeToTheEnd(t: ExecutionContext, s: Setup, model: string, expe
   const summary = lastJsonLine(run.stdout);
   t.is(summary.epochs, EPOCHS);
   t.is(summary.images, EPOCHS * TRAIN - state.progress.imagesTrained, 'only the images this run trained');
-  assertBitIdentical(t, await weightsOf(path.join(dir, model)));
+  assertBitIdentical(t, await readModelWeights(data.path(model), local));
   return run;
 }
 
@@ -211,7 +153,7 @@ async function corruptNewestAndResume(t: ExecutionContext, s: Setup, model: stri
 
 const localSetup = (name: string): Setup => ({
   storage: local,
-  checkpointDir: path.join(dir, name),
+  checkpointDir: data.path(name),
   flags: [],
   env: {},
 });
@@ -262,8 +204,14 @@ test('train refuses checkpoint flags that cannot work together, naming them', as
   const cases: [string[], RegExp][] = [
     [['--resume'], /--resume: needs --checkpoint-dir URL/],
     [['--checkpoint-frequency', '5'], /--checkpoint-frequency: needs --checkpoint-dir URL/],
-    [['--checkpoint-dir', dir, '--resume', '--resume-from', dir], /either --resume or --resume-from/],
-    [['--checkpoint-dir', dir, '--keep-checkpoints', '0'], /--keep-checkpoints: expected an integer >= 1/],
+    [
+      ['--checkpoint-dir', data.dir, '--resume', '--resume-from', data.dir],
+      /either --resume or --resume-from/,
+    ],
+    [
+      ['--checkpoint-dir', data.dir, '--keep-checkpoints', '0'],
+      /--keep-checkpoints: expected an integer >= 1/,
+    ],
   ];
   for (const [flags, message] of cases) {
     const run = await runCli(trainArgs('never', ...flags));
