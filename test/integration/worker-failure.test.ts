@@ -1,102 +1,57 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import test from 'ava';
-import { lastJsonLine, runCliProcess } from '../helpers/cli-process.js';
-import { killAll, start } from '../helpers/logged-process.js';
+import { lastJsonLine } from '../helpers/cli-process.js';
+import {
+  coordinatorPort,
+  startCoordinator,
+  startWorker,
+  stepCommitted,
+} from '../helpers/cluster-processes.js';
+import { killAll } from '../helpers/logged-process.js';
+import { synthFixture, tinySsdFlags } from '../helpers/synth-fixture.js';
 
-let dir: string;
+const data = synthFixture(test, { train: 96, validation: 6 });
 
-test.before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'ssd-fail-'));
-  const synth = await runCliProcess([
-    'synth',
-    '--out',
-    dir,
-    '--train',
-    '96',
-    '--validation',
-    '6',
-    '--image-size',
-    '64',
-    '--log-level',
-    'warn',
-  ]);
-  if (synth.code !== 0) throw new Error(synth.stderr);
-});
+test.after.always(() => killAll());
 
-test.after.always(async () => {
-  killAll();
-  await rm(dir, { recursive: true, force: true });
-});
+/** Three epochs of batch 2 per worker on the 96 images, model in `model`, debug logs. */
+function jobFlags(model: string): string[] {
+  return [
+    ...['--train', data.train, ...tinySsdFlags(data), '--mini-batch-size', '2', '--epochs', '3'],
+    ...['--model-dir', data.path(model), '--log-level', 'debug'],
+  ];
+}
+
+/** A coordinator log-line predicate: a ring of `size` workers was formed. */
+function ringOf(size: number) {
+  return (l: Record<string, unknown>) =>
+    l.msg === 'membership ring-formed' && (l.ring as string[]).length === size;
+}
 
 test('a worker killed with SIGKILL mid-epoch is dropped and the job finishes with the survivors', async (t) => {
-  const coordinator = start([
-    'coordinator',
-    '--metrics-port',
-    '0',
-    '--train',
-    path.join(dir, 'train.rec'),
-    '--validation',
-    path.join(dir, 'validation.rec'),
-    '--num-classes',
-    '5',
-    '--num-training-samples',
-    '96',
-    '--base-network',
-    'tiny',
-    '--image-shape',
-    '64',
-    '--mini-batch-size',
-    '2',
-    '--epochs',
-    '3',
-    '--workers',
-    '3',
-    '--min-workers',
-    '2',
-    '--port',
-    '0',
-    '--heartbeat-timeout',
-    '2',
-    '--model-dir',
-    path.join(dir, 'model'),
-    '--log-level',
-    'debug',
+  const coordinator = startCoordinator([
+    ...jobFlags('model'),
+    ...['--validation', data.validation, '--workers', '3', '--min-workers', '2'],
+    ...['--heartbeat-timeout', '2'],
   ]);
-  const listening = await coordinator.waitFor(
-    (l) => l.msg === 'coordinator listening',
-    60_000,
-    'the coordinator',
-  );
-  const address = `127.0.0.1:${listening.port}`;
-  const workers = [0, 1, 2].map((i) =>
-    start([
-      'worker',
-      '--coordinator',
-      address,
-      '--backend',
-      'wasm',
-      '--worker-id',
-      `w${i}`,
-      '--log-level',
-      'warn',
-    ]),
-  );
+  const port = await coordinatorPort(coordinator);
+  const workers = ['w0', 'w1', 'w2'].map((id) => startWorker(port, id));
+  // With --min-workers 2 the job may start as a ring of 2 and admit w2 later: kill it once a ring of
+  // all three has committed step 3 or later, and wait for the next generation's ring of 2.
+  const full = await coordinator.waitFor(ringOf(3), 120_000, 'the ring of 3 workers');
   await coordinator.waitFor(
-    (l) => l.msg === 'step committed' && (l.globalStep as number) >= 3,
+    (l) => stepCommitted(3)(l) && l.generation === full.generation,
     120_000,
-    'step 3',
+    'step 3 committed by the ring of 3',
   );
   const killedAt = performance.now();
   workers[2]!.child.kill('SIGKILL');
   const reformed = await coordinator.waitFor(
-    (l) => l.msg === 'membership ring-formed' && (l.ring as string[]).length === 2,
+    (l) => ringOf(2)(l) && (l.generation as number) > (full.generation as number),
     30_000,
     'the ring to re-form with 2 workers',
   );
   const resumed = await coordinator.waitFor(
-    (l) => l.msg === 'step committed' && (l.at as number) > (reformed.at as number),
+    (l) => l.msg === 'step committed' && l.generation === reformed.generation,
     60_000,
     'a step committed by the new ring',
   );
@@ -113,69 +68,16 @@ test('a worker killed with SIGKILL mid-epoch is dropped and the job finishes wit
 });
 
 test('a worker that joins a running job copies the current state and trains with the ring to the end', async (t) => {
-  const coordinator = start([
-    'coordinator',
-    '--metrics-port',
-    '0',
-    '--train',
-    path.join(dir, 'train.rec'),
-    '--num-classes',
-    '5',
-    '--num-training-samples',
-    '96',
-    '--base-network',
-    'tiny',
-    '--image-shape',
-    '64',
-    '--mini-batch-size',
-    '2',
-    '--epochs',
-    '3',
-    '--workers',
-    '2',
-    '--min-workers',
-    '2',
-    '--max-workers',
-    '3',
-    '--port',
-    '0',
-    '--heartbeat-timeout',
-    '3',
-    '--model-dir',
-    path.join(dir, 'model-join'),
-    '--log-level',
-    'debug',
+  const coordinator = startCoordinator([
+    ...jobFlags('model-join'),
+    ...['--workers', '2', '--min-workers', '2', '--max-workers', '3', '--heartbeat-timeout', '3'],
   ]);
-  const listening = await coordinator.waitFor(
-    (l) => l.msg === 'coordinator listening',
-    60_000,
-    'the coordinator',
-  );
-  const address = `127.0.0.1:${listening.port}`;
-  const worker = (id: string) =>
-    start([
-      'worker',
-      '--coordinator',
-      address,
-      '--backend',
-      'wasm',
-      '--worker-id',
-      id,
-      '--log-level',
-      'info',
-    ]);
+  const port = await coordinatorPort(coordinator);
+  const worker = (id: string) => startWorker(port, id, { logLevel: 'info' });
   const first = [worker('j0'), worker('j1')];
-  await coordinator.waitFor(
-    (l) => l.msg === 'step committed' && (l.globalStep as number) >= 3,
-    120_000,
-    'step 3',
-  );
+  await coordinator.waitFor(stepCommitted(3), 120_000, 'step 3');
   const late = worker('j2');
-  await coordinator.waitFor(
-    (l) => l.msg === 'membership ring-formed' && (l.ring as string[]).length === 3,
-    60_000,
-    'the ring to admit the third worker',
-  );
+  await coordinator.waitFor(ringOf(3), 60_000, 'the ring to admit the third worker');
   const copied = await late.waitFor((l) => l.msg === 'state copied', 60_000, 'the state transfer');
   t.true((copied.globalStep as number) >= 3);
   t.is(await coordinator.exited, 0);
