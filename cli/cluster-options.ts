@@ -5,8 +5,12 @@ import { hyperparameterOptions, loadHyperparameters } from '../shared/config/loa
 import { UsageError } from '../shared/errors.js';
 import { intFlag, numberFlag } from './args.js';
 
-/** Options shared by `coordinator` and `local`: the job, the cluster size and the coordinator's ports. */
-export const clusterOptions = {
+/**
+ * The job's flags, one definition for `train` (one process) and `coordinator`/`local` (the
+ * cluster): hyperparameters, channels, model output, seed, bad records, checkpoints, resume and
+ * --threads. Each command keeps its own usage text for them.
+ */
+export const jobOptions = {
   ...hyperparameterOptions,
   train: { type: 'string' },
   validation: { type: 'string' },
@@ -16,6 +20,18 @@ export const clusterOptions = {
   'model-archive': { type: 'boolean' },
   'pretrained-base': { type: 'string' },
   seed: { type: 'string' },
+  'on-bad-record': { type: 'string' },
+  'checkpoint-dir': { type: 'string' },
+  'checkpoint-frequency': { type: 'string' },
+  'keep-checkpoints': { type: 'string' },
+  resume: { type: 'boolean' },
+  'resume-from': { type: 'string' },
+  threads: { type: 'string' },
+} as const;
+
+/** Options shared by `coordinator` and `local`: the job, the cluster size and the coordinator's ports. */
+export const clusterOptions = {
+  ...jobOptions,
   workers: { type: 'string' },
   'min-workers': { type: 'string' },
   'max-workers': { type: 'string' },
@@ -24,15 +40,14 @@ export const clusterOptions = {
   'cluster-token': { type: 'string' },
   'heartbeat-timeout': { type: 'string' },
   'stall-timeout': { type: 'string' },
-  'checkpoint-dir': { type: 'string' },
-  'checkpoint-frequency': { type: 'string' },
-  'keep-checkpoints': { type: 'string' },
-  resume: { type: 'boolean' },
-  'resume-from': { type: 'string' },
-  'on-bad-record': { type: 'string' },
   'gradient-compression': { type: 'string' },
-  threads: { type: 'string' },
 } as const;
+
+/** --on-bad-record: skip (the default) or fail. */
+export function parseOnBadRecord(value: string | undefined): 'skip' | 'fail' {
+  if (value === undefined || value === 'skip' || value === 'fail') return value ?? 'skip';
+  throw new UsageError(`--on-bad-record: expected skip or fail, got '${value}'`);
+}
 
 /** The one --threads parser: XNNPACK threads of one process on wasm (the pool holds at most 8). */
 export function parseThreadsFlag(value: string | undefined): number | undefined {
@@ -114,10 +129,7 @@ export async function compileClusterSettings(
   if (compression !== 'none' && compression !== 'fp16') {
     throw new UsageError(`--gradient-compression: expected none or fp16, got '${compression}'`);
   }
-  const onBadRecord = values['on-bad-record'] ?? 'skip';
-  if (onBadRecord !== 'skip' && onBadRecord !== 'fail') {
-    throw new UsageError(`--on-bad-record: expected skip or fail, got '${onBadRecord}'`);
-  }
+  const onBadRecord = parseOnBadRecord(values['on-bad-record']);
   const heartbeatTimeoutS = numberFlag('heartbeat-timeout', values['heartbeat-timeout']) ?? 10;
   if (heartbeatTimeoutS <= 0) throw new UsageError('--heartbeat-timeout: must be > 0 seconds');
   const stallTimeoutS = numberFlag('stall-timeout', values['stall-timeout']) ?? 300;

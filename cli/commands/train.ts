@@ -1,14 +1,13 @@
 import { hostname } from 'node:os';
 import { describeHyperparameters } from '../../shared/config/hyperparameters.js';
-import { hyperparameterOptions, loadHyperparameters } from '../../shared/config/load.js';
+import { loadHyperparameters } from '../../shared/config/load.js';
 import { UsageError } from '../../shared/errors.js';
 import { createStorage } from '../../shared/storage/open-storage.js';
 import { parseBackendName } from '../../worker/backend/backend.js';
-import type { OnBadRecord } from '../../worker/data/dataset.js';
 import { runTraining, type TrainingRunOptions } from '../../worker/train/run-training.js';
 import { trainingHost } from '../../worker/train/sagemaker-log.js';
 import { intFlag, parseCommandArgs } from '../args.js';
-import { parseThreadsFlag } from '../cluster-options.js';
+import { jobOptions, parseOnBadRecord, parseThreadsFlag } from '../cluster-options.js';
 import { type CliCommand, writeJsonLine } from '../command.js';
 
 const usage = `Usage: ssd-cluster train [hyperparameters] --train SOURCE [--validation SOURCE] --model-dir DEST
@@ -59,29 +58,9 @@ ${describeHyperparameters()}
 `;
 
 const options = {
-  ...hyperparameterOptions,
-  train: { type: 'string' },
-  validation: { type: 'string' },
-  'train-annotation': { type: 'string' },
-  'validation-annotation': { type: 'string' },
-  'model-dir': { type: 'string' },
-  'model-archive': { type: 'boolean' },
-  'pretrained-base': { type: 'string' },
-  seed: { type: 'string' },
+  ...jobOptions,
   backend: { type: 'string' },
-  threads: { type: 'string' },
-  'on-bad-record': { type: 'string' },
-  'checkpoint-dir': { type: 'string' },
-  'checkpoint-frequency': { type: 'string' },
-  'keep-checkpoints': { type: 'string' },
-  resume: { type: 'boolean' },
-  'resume-from': { type: 'string' },
 } as const;
-
-function parseOnBadRecord(value: string | undefined): OnBadRecord {
-  if (value === undefined || value === 'skip' || value === 'fail') return value ?? 'skip';
-  throw new UsageError(`--on-bad-record: expected skip or fail, got '${value}'`);
-}
 
 type CheckpointFlags = Pick<
   TrainingRunOptions,
