@@ -11,7 +11,7 @@
  */
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { ClusterError, errorMessage } from '../../shared/errors.js';
-import { sniffImageFormat } from '../../shared/recordio/image-info.js';
+import { readImageInfo, sniffImageFormat } from '../../shared/recordio/image-info.js';
 import type { Interpolation } from './augment.js';
 import type { Placement } from './placement.js';
 
@@ -40,9 +40,38 @@ function decodeError(source: string, format: string, err: unknown): ClusterError
   });
 }
 
+/**
+ * Orientation comes only from EXIF (a JPEG APP1 "Exif" segment, a PNG eXIf chunk or an ImageMagick
+ * "Raw profile type exif" text chunk). An image without any of these byte strings is upright, so its
+ * header size is its displayed size. A stray match in compressed data only costs a sharp call.
+ */
+const EXIF_MARKS = ['Exif', 'eXIf', 'exif'].map((mark) => Buffer.from(mark, 'latin1'));
+
+function mayCarryExif(image: Uint8Array): boolean {
+  const bytes = Buffer.from(image.buffer, image.byteOffset, image.byteLength);
+  return EXIF_MARKS.some((mark) => bytes.includes(mark));
+}
+
+/**
+ * The size from the JPEG SOF / PNG IHDR header, read in JS (no trip through the libuv pool and back),
+ * or null when only sharp can tell: the image may carry an EXIF orientation, or its header is unusual
+ * (libjpeg tolerates some things the strict header walk rejects).
+ */
+export function readHeaderImageSize(image: Uint8Array): ImageSize | null {
+  if (mayCarryExif(image)) return null;
+  try {
+    const { width, height } = readImageInfo(image);
+    return { width, height };
+  } catch {
+    return null;
+  }
+}
+
 /** Width and height as displayed (after EXIF orientation), from the header only. */
 export async function readImageSize(image: Uint8Array, source: string): Promise<ImageSize> {
   const format = checkFormat(image, source);
+  const fromHeader = readHeaderImageSize(image);
+  if (fromHeader !== null) return fromHeader;
   let meta: Metadata;
   try {
     meta = await sharp(image, SHARP_INPUT).metadata();
