@@ -16,9 +16,11 @@ import { LEARN_HYPERPARAMETERS } from './bench/learn.js';
 const usage = `Usage: ssd-cluster local [--workers N] [coordinator options] [--backend NAME] [--run-dir DIR]
 
 Starts a coordinator and N worker processes on this host, trains, and exits when training ends,
-printing the same JSON line as 'train' and 'coordinator'. With no --train it makes the default
-synthetic data set (ssd-cluster synth defaults) in the cache folder ($SSD_CLUSTER_CACHE, else
-./.cache/ssd-cluster) and trains the tiny SSD on it with the 'bench learn' recipe.
+printing the same JSON line as 'coordinator': the fields of 'train' plus "speedup" and
+"scalingEfficiency" (ssd_cluster_speedup and ssd_cluster_scaling_efficiency after the last step).
+With no --train it makes the default synthetic data set (ssd-cluster synth defaults) in the cache
+folder ($SSD_CLUSTER_CACHE, else ./.cache/ssd-cluster) and trains the tiny SSD on it with the
+'bench learn' recipe.
 Worker logs go to RUN_DIR/logs/worker-<i>.log; the model to --model-dir (default RUN_DIR/model).
 
 Options:
