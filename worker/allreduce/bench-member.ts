@@ -7,7 +7,7 @@
  *  3. P ring {addresses, tcpAddress} -> join generation 1, build inputs and the expected sum
  *  4. M ready
  *  5. P run {round} -> refill the buffer, time one bucketed all-reduce, check it
- *     M done {round, seconds, ok, maxAbsError}       (repeated for warm-up and timed rounds)
+ *     M done {round, seconds, cpuMs, systemMs, minorFaults, ok, maxAbsError} (warm-up and timed)
  *  6. P tcp (rank 0 only) -> stream `bytes` to rank 1 over a plain socket, 1 + 3 times
  *     M tcp-done {seconds: median of the 3 timed transfers}
  *  7. P exit -> close everything; the process then ends by itself.
@@ -45,7 +45,20 @@ export type ParentMessage =
 export type MemberMessage =
   | { type: 'listening'; peerPort: number; tcpPort: number | undefined }
   | { type: 'ready' }
-  | { type: 'done'; round: number; seconds: number; ok: boolean; firstBad: number; maxAbsError: number }
+  | {
+      type: 'done';
+      round: number;
+      seconds: number;
+      /** CPU time (user + system) this process spent in the all-reduce, in milliseconds. */
+      cpuMs: number;
+      /** The kernel's share of cpuMs (socket copies, page faults of fresh buffers). */
+      systemMs: number;
+      /** Minor page faults during the all-reduce (first touches of freshly mapped memory). */
+      minorFaults: number;
+      ok: boolean;
+      firstBad: number;
+      maxAbsError: number;
+    }
   | { type: 'tcp-done'; seconds: number }
   | { type: 'error'; message: string; code: string };
 
@@ -82,6 +95,8 @@ async function runMember(signal: AbortSignal): Promise<void> {
         continue;
       }
       buffer.set(input);
+      const cpuBefore = process.cpuUsage();
+      const faultsBefore = process.resourceUsage().minorPageFault;
       const started = performance.now();
       await allReduceBuckets(buffer, plan, {
         ...membership,
@@ -93,10 +108,14 @@ async function runMember(signal: AbortSignal): Promise<void> {
         timeoutMs: config.timeoutMs,
       });
       const seconds = (performance.now() - started) / 1000;
+      const cpu = process.cpuUsage(cpuBefore);
       send({
         type: 'done',
         round: msg.round,
         seconds,
+        cpuMs: (cpu.user + cpu.system) / 1000,
+        systemMs: cpu.system / 1000,
+        minorFaults: process.resourceUsage().minorPageFault - faultsBefore,
         ...checkSum(buffer, expected, config.size, config.compression),
       });
     }
