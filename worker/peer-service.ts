@@ -1,3 +1,4 @@
+import type { ServerHttp2Stream } from 'node:http2';
 import {
   Metadata,
   type MethodDefinition,
@@ -13,11 +14,14 @@ import { addHealthAndReflection, type HealthReporter } from '../shared/rpc/healt
 import { loadProto } from '../shared/rpc/proto.js';
 import { callSignal, failStream, RpcServer, unaryHandler } from '../shared/rpc/server.js';
 import {
+  type ChunkHead,
   decodeChunk,
   encodeChunk,
+  encodeChunkFrameHead,
   MAX_CHUNK_OVERHEAD_BYTES,
   type WireChunk,
 } from './allreduce/chunk-codec.js';
+import { joinPayload, type Payload, payloadByteLength, payloadParts } from './allreduce/payload.js';
 import type { ChunkDtype, ChunkMsg } from './allreduce/transport.js';
 
 export type { WireChunk };
@@ -71,13 +75,20 @@ type WireDtype = WireChunk['dtype'];
 const TO_WIRE: Record<ChunkDtype, WireDtype> = { f32: 'DTYPE_F32', f16: 'DTYPE_F16' };
 const FROM_WIRE: Record<string, ChunkDtype> = { DTYPE_F32: 'f32', DTYPE_F16: 'f16' };
 
-export function toWireChunk(msg: ChunkMsg): WireChunk {
+export function toWireHead(msg: ChunkMsg): ChunkHead {
   const { generation, round, step, bucket, chunk, offset } = msg;
-  return { generation, round, step, bucket, chunk, offset, dtype: TO_WIRE[msg.dtype], data: msg.bytes };
+  return { generation, round, step, bucket, chunk, offset, dtype: TO_WIRE[msg.dtype] };
 }
 
-/** Validates a decoded Chunk; anything malformed is a PROTOCOL error naming the field. */
-export function fromWireChunk(wire: WireChunk, from: string): ChunkMsg {
+export function toWireChunk(msg: ChunkMsg): WireChunk {
+  return { ...toWireHead(msg), data: joinPayload(msg.bytes) };
+}
+
+/**
+ * Validates a decoded Chunk (whole, or with its payload in pieces); anything malformed is a
+ * PROTOCOL error naming the field.
+ */
+export function fromWireChunk(wire: ChunkHead & { data: Payload }, from: string): ChunkMsg {
   const dtype = FROM_WIRE[wire.dtype];
   const bad = (field: string, value: unknown) =>
     new ClusterError('PROTOCOL', `chunk from ${from}: ${field} ${String(value)} is not valid`);
@@ -85,8 +96,8 @@ export function fromWireChunk(wire: WireChunk, from: string): ChunkMsg {
   for (const field of ['generation', 'round', 'step', 'bucket', 'chunk', 'offset'] as const) {
     if (!Number.isSafeInteger(wire[field]) || wire[field] < 0) throw bad(field, wire[field]);
   }
-  if (wire.data.byteLength % (dtype === 'f16' ? 2 : 4) !== 0)
-    throw bad(`${dtype} data length`, wire.data.byteLength);
+  const byteLength = payloadByteLength(wire.data);
+  if (byteLength % (dtype === 'f16' ? 2 : 4) !== 0) throw bad(`${dtype} data length`, byteLength);
   const { generation, round, step, bucket, chunk, offset } = wire;
   return { generation, round, step, bucket, chunk, offset, dtype, bytes: wire.data };
 }
@@ -95,10 +106,12 @@ export function fromWireChunk(wire: WireChunk, from: string): ChunkMsg {
 export interface ChunkSink {
   /** Sends the initial metadata: tells the receiver its stream is accepted. */
   accept(): void;
-  /** Resolves when grpc-js has serialised and written the chunk (the bytes are free again). */
+  /** Resolves when the chunk's bytes are written to the connection (the caller may reuse them). */
   write(msg: ChunkMsg, signal: AbortSignal): Promise<void>;
   /** Rejects with PEER_LOST when the receiver goes away. */
   readonly gone: Promise<never>;
+  /** True when chunks go to the HTTP/2 stream without a copy (see createSink). */
+  readonly zeroCopy: boolean;
 }
 
 export interface PeerHandler {
@@ -129,32 +142,84 @@ class EncodeBufferPool {
 
 /** What the OpenRing stream carries: a chunk, or one already encoded by chunk-codec.ts. */
 type OutgoingChunk = WireChunk | Buffer;
+type OpenRingCall = ServerWritableStream<OpenRingRequest, OutgoingChunk>;
 
-function createSink(call: ServerWritableStream<OpenRingRequest, OutgoingChunk>): ChunkSink {
+/**
+ * The HTTP/2 stream under a grpc-js server call. grpc-js 1.14 keeps it as `stream` on the call
+ * object it hands the ServerWritableStream (`call`), behind one `nextCall` per server
+ * interceptor; another layout yields undefined and the sink falls back to writing through
+ * grpc-js. test/worker/peer-service.test.ts checks that the installed grpc-js takes this path.
+ */
+function http2StreamOf(call: OpenRingCall): ServerHttp2Stream | undefined {
+  let layer: unknown = (call as unknown as { call?: unknown }).call;
+  for (let depth = 0; layer && typeof layer === 'object' && depth < 8; depth++) {
+    const stream = (layer as { stream?: Partial<ServerHttp2Stream> }).stream;
+    if (stream && typeof stream.respond === 'function' && typeof stream.sendTrailers === 'function')
+      return stream as ServerHttp2Stream;
+    layer = (layer as { nextCall?: unknown }).nextCall;
+  }
+  return undefined;
+}
+
+/**
+ * Writes one chunk as a gRPC frame straight to the HTTP/2 stream: a small head (frame prefix and
+ * protobuf fields, chunk-codec.ts) and the payload itself, corked into one writev. The payload
+ * is not copied in user space (grpc-js would copy the message into a fresh frame buffer). Node
+ * calls back once the bytes have gone to the socket, so the caller may then reuse the payload
+ * memory. The frame is the one grpc-js would write, and ordering with grpc-js's own writes
+ * (headers first, trailers last) is the stream's.
+ */
+function writeFrame(stream: ServerHttp2Stream, msg: ChunkMsg): Promise<void> {
+  const parts = payloadParts(msg.bytes);
+  const head = encodeChunkFrameHead(toWireHead(msg), payloadByteLength(msg.bytes));
+  return new Promise<void>((resolve, reject) => {
+    const done = (err: Error | null | undefined) => (err ? reject(err) : resolve());
+    stream.cork();
+    stream.write(head, parts.length === 0 ? done : undefined);
+    parts.forEach((part, i) => {
+      stream.write(part, i === parts.length - 1 ? done : undefined);
+    });
+    stream.uncork();
+  });
+}
+
+/** The same frame through grpc-js (which copies it), from a recycled encode buffer. */
+function writeMessage(call: OpenRingCall, pool: EncodeBufferPool, msg: ChunkMsg): Promise<void> {
+  const buffer = pool.take(payloadByteLength(msg.bytes) + MAX_CHUNK_OVERHEAD_BYTES);
+  const encoded = encodeChunk(toWireChunk(msg), buffer);
+  return new Promise<void>((resolve, reject) => {
+    call.write(encoded, (err: Error | null | undefined) => {
+      if (err) return reject(err);
+      pool.give(buffer);
+      resolve();
+    });
+  });
+}
+
+function createSink(call: OpenRingCall): ChunkSink {
   const gone = deferred<never>();
   gone.promise.catch(() => {});
   const peer = call.getPeer();
+  const lost = () => gone.reject(new ClusterError('PEER_LOST', `ring receiver ${peer} closed its stream`));
+  call.once('cancelled', lost);
+  const stream = http2StreamOf(call);
+  stream?.on('error', lost);
   const pool = new EncodeBufferPool();
-  call.once('cancelled', () =>
-    gone.reject(new ClusterError('PEER_LOST', `ring receiver ${peer} closed its stream`)),
-  );
+  const accept = () => call.sendMetadata(new Metadata());
   return {
     gone: gone.promise,
-    accept: () => call.sendMetadata(new Metadata()),
+    accept,
+    zeroCopy: stream !== undefined,
     write(msg, signal) {
-      const buffer = pool.take(msg.bytes.byteLength + MAX_CHUNK_OVERHEAD_BYTES);
-      const encoded = encodeChunk(toWireChunk(msg), buffer);
-      const written = new Promise<void>((resolve, reject) => {
-        call.write(encoded, (err: Error | null | undefined) => {
-          if (err) {
-            reject(new ClusterError('PEER_LOST', `writing to ${peer} failed`, { cause: err }));
-            return;
-          }
-          pool.give(buffer);
-          resolve();
-        });
+      let written: Promise<void>;
+      if (stream) {
+        if (!stream.headersSent) accept();
+        written = writeFrame(stream, msg);
+      } else written = writeMessage(call, pool, msg);
+      const failed = written.catch((err: unknown) => {
+        throw new ClusterError('PEER_LOST', `writing to ${peer} failed`, { cause: err });
       });
-      return raceAbort(Promise.race([written, gone.promise]), signal);
+      return raceAbort(Promise.race([failed, gone.promise]), signal);
     },
   };
 }
@@ -162,7 +227,7 @@ function createSink(call: ServerWritableStream<OpenRingRequest, OutgoingChunk>):
 export function peerServiceImplementation(handler: PeerHandler, logger: Logger = noopLogger) {
   return {
     Ping: unaryHandler<PingRequest, PingReply>((request) => handler.ping(request), logger),
-    OpenRing(call: ServerWritableStream<OpenRingRequest, OutgoingChunk>) {
+    OpenRing(call: OpenRingCall) {
       const signal = callSignal(call);
       handler.openRing(call.request, createSink(call), signal).then(
         () => {

@@ -50,17 +50,30 @@ function writeVarint(buf: Uint8Array, pos: number, value: number): number {
 /** Most bytes encodeChunk writes besides the payload (7 varint fields, padding, data tag and length). */
 export const MAX_CHUNK_OVERHEAD_BYTES = 7 * 11 + 2 + 7 + 11;
 
-/** Encodes `c` into `into` when it is large enough (returning the written prefix), else into a new buffer. */
-export function encodeChunk(c: WireChunk, into?: Buffer): Buffer {
+/** The fields of a Chunk that come before its payload. */
+export type ChunkHead = Omit<WireChunk, 'data'>;
+
+interface HeadLayout {
+  values: number[];
+  dataBytes: number;
+  /** Encoded bytes before the payload. */
+  bytes: number;
+  pad: number;
+}
+
+/** What comes before the payload of a chunk with `dataBytes` of payload, and its padding. */
+function headLayout(c: ChunkHead, dataBytes: number): HeadLayout {
   const values = [...VARINT_FIELDS.map((f) => c[f]), DTYPE_CODES[c.dtype]];
   let head = 0;
   for (const v of values) head += 1 + varintLength(v);
-  const dataPrefix = 1 + varintLength(c.data.byteLength);
+  const dataPrefix = 1 + varintLength(dataBytes);
   // padding tag + 1-byte length + p bytes, then the data tag and length: data starts 8-aligned.
   const pad = (8 - ((GRPC_FRAME_PREFIX_BYTES + head + 2 + dataPrefix) % 8)) % 8;
-  const total = head + 2 + pad + dataPrefix + c.data.byteLength;
-  const buf = into && into.length >= total ? into.subarray(0, total) : Buffer.allocUnsafe(total);
-  let pos = 0;
+  return { values, dataBytes, bytes: head + 2 + pad + dataPrefix, pad };
+}
+
+/** Writes fields 1-7, the padding and the data field's tag and length at `pos`; returns the end. */
+function writeHead({ values, pad, dataBytes }: HeadLayout, buf: Uint8Array, pos: number): number {
   values.forEach((v, i) => {
     buf[pos++] = (i + 1) << 3;
     pos = writeVarint(buf, pos, v);
@@ -70,8 +83,30 @@ export function encodeChunk(c: WireChunk, into?: Buffer): Buffer {
   buf.fill(0, pos, pos + pad);
   pos += pad;
   buf[pos++] = TAG_DATA;
-  pos = writeVarint(buf, pos, c.data.byteLength);
-  buf.set(c.data, pos);
+  return writeVarint(buf, pos, dataBytes);
+}
+
+/** Encodes `c` into `into` when it is large enough (returning the written prefix), else into a new buffer. */
+export function encodeChunk(c: WireChunk, into?: Buffer): Buffer {
+  const layout = headLayout(c, c.data.byteLength);
+  const total = layout.bytes + c.data.byteLength;
+  const buf = into && into.length >= total ? into.subarray(0, total) : Buffer.allocUnsafe(total);
+  buf.set(c.data, writeHead(layout, buf, 0));
+  return buf;
+}
+
+/**
+ * The start of a gRPC frame carrying a Chunk of `dataBytes` payload: the 5-byte frame prefix
+ * (uncompressed, big-endian message length), then everything encodeChunk writes before the
+ * payload. Followed by the payload bytes, it is exactly the frame grpc-js would write for
+ * encodeChunk's output, so the payload can go to the wire without being copied.
+ */
+export function encodeChunkFrameHead(c: ChunkHead, dataBytes: number): Buffer {
+  const layout = headLayout(c, dataBytes);
+  const buf = Buffer.allocUnsafe(GRPC_FRAME_PREFIX_BYTES + layout.bytes);
+  buf[0] = 0;
+  buf.writeUInt32BE(layout.bytes + dataBytes, 1);
+  writeHead(layout, buf, GRPC_FRAME_PREFIX_BYTES);
   return buf;
 }
 

@@ -1,8 +1,7 @@
-import type { Client } from '@grpc/grpc-js';
 import { type Deferred, deferred, raceAbort, sleep } from '../../shared/abort.js';
 import { ClusterError, errorMessage, isClusterError } from '../../shared/errors.js';
 import { type Logger, noopLogger } from '../../shared/logging.js';
-import { createRpcClient, openServerStream, type ServerStreamHandle } from '../../shared/rpc/client.js';
+import type { ServerStreamHandle } from '../../shared/rpc/client.js';
 import { methodOf } from '../../shared/rpc/proto.js';
 import {
   type ChunkSink,
@@ -14,6 +13,9 @@ import {
   peerProto,
   type WireChunk,
 } from '../peer-service.js';
+import { ChunkStreamDecoder, type ReceivedChunk } from './chunk-stream-decoder.js';
+import { payloadByteLength } from './payload.js';
+import { openRingStream, PeerSessions } from './ring-stream-client.js';
 import { neighbours } from './schedule.js';
 import {
   type ChunkKey,
@@ -85,7 +87,7 @@ export class GrpcRingTransport implements RingTransport, PeerHandler {
   private readonly mailbox = new Mailbox(0);
   private outbound: Outbound | undefined;
   private inbound: { generation: number; stream: ServerStreamHandle } | undefined;
-  private readonly clients = new Map<string, Client>();
+  private readonly sessions: PeerSessions;
   private generationChanged = deferred<void>();
   private closed = false;
   private readonly logger: Logger;
@@ -100,6 +102,7 @@ export class GrpcRingTransport implements RingTransport, PeerHandler {
       maxMessageBytes: options.maxMessageBytes ?? PEER_MAX_MESSAGE_BYTES,
       connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     };
+    this.sessions = new PeerSessions(this.opts.flowControlWindowBytes);
   }
 
   /** Chunks of an older generation that arrived and were dropped. */
@@ -146,7 +149,7 @@ export class GrpcRingTransport implements RingTransport, PeerHandler {
     if (!out || msg.generation !== out.generation) throw staleError(msg.generation, out?.generation ?? 0);
     const sink = await raceAbort(out.sink.promise, signal);
     await sink.write(msg, signal);
-    this.bytesSent += msg.bytes.byteLength;
+    this.bytesSent += payloadByteLength(msg.bytes);
   }
 
   recvLeft(key: ChunkKey, signal: AbortSignal): Promise<ChunkMsg> {
@@ -181,8 +184,7 @@ export class GrpcRingTransport implements RingTransport, PeerHandler {
     this.closed = true;
     this.endGeneration(new ClusterError('ABORTED', 'the ring transport is closed'));
     this.generationChanged.resolve();
-    for (const client of this.clients.values()) client.close();
-    this.clients.clear();
+    this.sessions.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -230,26 +232,16 @@ export class GrpcRingTransport implements RingTransport, PeerHandler {
     return this.outbound!;
   }
 
-  private client(address: string): Client {
-    let client = this.clients.get(address);
-    if (!client) {
-      client = createRpcClient(address, {
-        maxMessageBytes: this.opts.maxMessageBytes,
-        flowControlWindowBytes: this.opts.flowControlWindowBytes,
-      });
-      this.clients.set(address, client);
-    }
-    return client;
-  }
-
   /** Opens the stream from the left neighbour, retrying while its server is not reachable yet. */
   private async openInbound(m: RingMembership, signal: AbortSignal): Promise<void> {
     const method = methodOf<OpenRingRequest, WireChunk>(peerProto().service, 'OpenRing');
     const request: OpenRingRequest = { generation: m.generation, fromRank: m.rank, layoutHash: m.layoutHash };
+    const call = { path: method.path, message: method.requestSerialize(request) };
     const from = `left neighbour rank ${neighbours(m.rank, m.size).left} at ${m.leftAddress}`;
     for (let attempt = 0; ; attempt++) {
-      const stream = openServerStream(this.client(m.leftAddress), method, request, (wire) =>
-        this.onChunk(m.generation, fromWireChunk(wire, from)),
+      const decoder = new ChunkStreamDecoder(this.opts.maxMessageBytes);
+      const stream = openRingStream(this.sessions.get(m.leftAddress), call, decoder, (decoded) =>
+        this.onChunk(m.generation, decoded, from),
       );
       try {
         await raceAbort(stream.accepted, signal);
@@ -269,12 +261,13 @@ export class GrpcRingTransport implements RingTransport, PeerHandler {
     }
   }
 
-  private onChunk(generation: number, msg: ChunkMsg): void {
+  private onChunk(generation: number, received: ReceivedChunk, from: string): void {
+    const msg = fromWireChunk(received, from);
     if (msg.generation !== generation && msg.generation >= this.mailbox.generation)
       throw protocol(
         `a chunk of generation ${msg.generation} arrived on the stream of generation ${generation}`,
       );
-    if (this.mailbox.deliver(msg) === 'accepted') this.bytesReceived += msg.bytes.byteLength;
+    if (this.mailbox.deliver(msg) === 'accepted') this.bytesReceived += payloadByteLength(msg.bytes);
   }
 
   private onInboundEnd(generation: number, message: string, cause?: unknown): void {

@@ -1,5 +1,6 @@
 import { ClusterError } from '../../shared/errors.js';
 import { createRng, RNG_STREAM, type Rng } from '../../shared/random.js';
+import { joinPayload } from './payload.js';
 import { type ChunkKey, type ChunkMsg, Mailbox, type RingTransport } from './transport.js';
 
 /**
@@ -38,7 +39,7 @@ export class MemoryTransport implements RingTransport {
     const right = this.right;
     if (this.dropped) throw lost(`rank ${this.rank} was dropped`);
     if (!right || right.dropped) throw lost(`right neighbour of rank ${this.rank} is gone`);
-    this.outbox.push({ ...msg, bytes: new Uint8Array(msg.bytes) });
+    this.outbox.push({ ...msg, bytes: new Uint8Array(joinPayload(msg.bytes)) });
     this.sent++;
     if (!this.flushScheduled) {
       this.flushScheduled = true;

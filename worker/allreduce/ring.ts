@@ -27,6 +27,7 @@
 import { setMaxListeners } from 'node:events';
 import { ClusterError, ConfigError } from '../../shared/errors.js';
 import { addF16Into, copyF16Into, encodeF16 } from './fp16.js';
+import { forEachAlignedBlock, payloadByteLength } from './payload.js';
 import {
   chunkBounds,
   columnCount,
@@ -250,25 +251,31 @@ function apply(run: Run, msg: ChunkMsg, range: Range, isReduce: boolean): void {
   const expected: ChunkDtype = run.opts.compression === 'fp16' ? 'f16' : 'f32';
   const count = range.end - range.start;
   const width = expected === 'f16' ? 2 : 4;
-  if (msg.dtype !== expected || msg.offset !== range.start || msg.bytes.byteLength !== count * width) {
+  const byteLength = payloadByteLength(msg.bytes);
+  if (msg.dtype !== expected || msg.offset !== range.start || byteLength !== count * width) {
     throw new ClusterError(
       'PROTOCOL',
       `ring all-reduce: step ${msg.step} chunk ${msg.chunk} from rank ${neighbours(run.opts.rank, run.opts.size).left} ` +
-        `has ${msg.dtype} offset ${msg.offset} and ${msg.bytes.byteLength} bytes; expected ${expected} offset ` +
+        `has ${msg.dtype} offset ${msg.offset} and ${byteLength} bytes; expected ${expected} offset ` +
         `${range.start} and ${count * width} bytes (do all workers use the same --gradient-compression?)`,
     );
   }
   const dst = run.buffer.subarray(range.start, range.end);
-  if (expected === 'f16') {
-    const src = aligned(msg.bytes, 2, (b) => new Uint16Array(b.buffer, b.byteOffset, count));
-    if (isReduce) addF16Into(dst, src);
-    else copyF16Into(dst, src);
-  } else {
-    const src = aligned(msg.bytes, 4, (b) => new Float32Array(b.buffer, b.byteOffset, count));
-    if (isReduce) addInto(dst, src);
-    else dst.set(src);
-  }
-  run.stats.bytesReceived += msg.bytes.byteLength;
+  // Block by block where the bytes lie (a received payload is the pieces it arrived in).
+  forEachAlignedBlock(msg.bytes, width, (b, index) => {
+    const n = b.byteLength / width;
+    const into = dst.subarray(index, index + n);
+    if (expected === 'f16') {
+      const src = new Uint16Array(b.buffer, b.byteOffset, n);
+      if (isReduce) addF16Into(into, src);
+      else copyF16Into(into, src);
+    } else {
+      const src = new Float32Array(b.buffer, b.byteOffset, n);
+      if (isReduce) addInto(into, src);
+      else into.set(src);
+    }
+  });
+  run.stats.bytesReceived += byteLength;
 }
 
 /**
@@ -290,13 +297,4 @@ export function addInto(dst: Float32Array, src: Float32Array): void {
     dst[i + 7]! += src[i + 7]!;
   }
   for (; i < n; i++) dst[i]! += src[i]!;
-}
-
-/**
- * A typed view over `bytes`, copying them first when their offset is not a multiple of `width`
- * (a protobuf `bytes` field is a view into the received message at any offset). The copy goes
- * through the Uint8Array constructor: Buffer#slice would return another view, not a copy.
- */
-function aligned<T>(bytes: Uint8Array, width: number, view: (b: Uint8Array) => T): T {
-  return view(bytes.byteOffset % width === 0 ? bytes : new Uint8Array(bytes));
 }

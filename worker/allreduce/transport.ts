@@ -1,5 +1,6 @@
 import { type Deferred, deferred } from '../../shared/abort.js';
 import { ClusterError } from '../../shared/errors.js';
+import type { Payload } from './payload.js';
 
 export type ChunkDtype = 'f32' | 'f16';
 
@@ -20,8 +21,11 @@ export interface ChunkMsg extends ChunkKey {
   /** Element offset of the first value within the all-reduced buffer. */
   offset: number;
   dtype: ChunkDtype;
-  /** Little-endian float32 or binary16 values. */
-  bytes: Uint8Array;
+  /**
+   * Little-endian float32 or binary16 values: one view, or (as received) the views of the pieces
+   * they arrived in (payload.ts).
+   */
+  bytes: Payload;
 }
 
 /**

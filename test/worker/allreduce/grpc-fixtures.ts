@@ -1,10 +1,22 @@
+import type {
+  ServerInterceptingCall,
+  ServerInterceptingCallInterface,
+  ServerInterceptor,
+} from '@grpc/grpc-js';
 import type { ExecutionContext } from 'ava';
+import { RpcServer } from '../../../shared/rpc/server.js';
 import {
   GrpcRingTransport,
   type GrpcRingTransportOptions,
 } from '../../../worker/allreduce/grpc-transport.js';
 import { neighbours } from '../../../worker/allreduce/schedule.js';
-import { type PeerServer, startPeerServer } from '../../../worker/peer-service.js';
+import {
+  type PeerHandler,
+  type PeerServer,
+  peerProto,
+  peerServiceImplementation,
+  startPeerServer,
+} from '../../../worker/peer-service.js';
 
 export interface RingNode {
   transport: GrpcRingTransport;
@@ -52,4 +64,40 @@ export function joinAll(
       ),
     ),
   );
+}
+
+/**
+ * A grpc-js server whose Peer.OpenRing is `openRing` (a scripted left neighbour), closed at
+ * teardown. With `hideStream`, a server interceptor (public grpc-js API) wraps every call in an
+ * object that delegates the call methods but exposes no HTTP/2 stream, so the peer service's
+ * sink must write through grpc-js.
+ */
+export async function startScriptedPeer(
+  t: ExecutionContext,
+  openRing: PeerHandler['openRing'],
+  options: { hideStream?: boolean } = {},
+): Promise<string> {
+  const interceptors: ServerInterceptor[] = options.hideStream ? [(_method, call) => hideStream(call)] : [];
+  const server = new RpcServer({ channelOptions: { interceptors } });
+  server.addService(
+    peerProto().service,
+    peerServiceImplementation({
+      ping: () => ({ generation: 0, rank: 0, size: 0, layoutHash: '' }),
+      openRing,
+    }),
+  );
+  t.teardown(() => server.close());
+  return `127.0.0.1:${await server.listen('127.0.0.1:0')}`;
+}
+
+/** Typed as the class grpc-js declares; the server only calls the interface's methods. */
+function hideStream(call: ServerInterceptingCallInterface): ServerInterceptingCall {
+  const hidden = new Proxy(call, {
+    get(target, property) {
+      if (property === 'stream' || property === 'nextCall') return undefined;
+      const value = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return hidden as ServerInterceptingCall;
 }

@@ -5,6 +5,7 @@ import { methodOf } from '../../../shared/rpc/proto.js';
 import { RpcServer } from '../../../shared/rpc/server.js';
 import { fp16ErrorBound } from '../../../worker/allreduce/fp16.js';
 import type { GrpcRingTransport } from '../../../worker/allreduce/grpc-transport.js';
+import { joinPayload } from '../../../worker/allreduce/payload.js';
 import {
   type OpenRingRequest,
   type PingReply,
@@ -184,7 +185,7 @@ test('chunks of an older generation arriving on a stream are counted and never d
     { generation: 4, round: 0, step: 0, bucket: 0, chunk: 0 },
     AbortSignal.timeout(5000),
   );
-  t.deepEqual(new Float32Array(new Uint8Array(got.bytes).buffer), new Float32Array(4).fill(1));
+  t.deepEqual(new Float32Array(new Uint8Array(joinPayload(got.bytes)).buffer), new Float32Array(4).fill(1));
   t.is(transport.staleRejected, 1);
   right.cancel();
 });
