@@ -9,7 +9,7 @@ import {
 } from '../../shared/errors.js';
 import { type Logger, noopLogger } from '../../shared/logging.js';
 import type { Storage } from '../../shared/storage/storage.js';
-import type { NamedArray, TrainerState } from '../../worker/train/trainer-state.js';
+import { copyTrainerState, type TrainerState } from '../../worker/train/trainer-state.js';
 import {
   type CheckpointMeta,
   decodeCheckpoint,
@@ -94,13 +94,7 @@ const WRITE_SLICE_BYTES = 8 * 1024 * 1024;
  * (tfjs may hand out its own buffers from data(), and the trainer keeps updating its variables).
  */
 export function snapshotState(state: TrainerState): TrainerState {
-  const copy = (arrays: ReadonlyMap<string, NamedArray>) =>
-    new Map([...arrays].map(([name, a]) => [name, { shape: [...a.shape], values: a.values.slice() }]));
-  return {
-    progress: structuredClone(state.progress),
-    weights: copy(state.weights),
-    optimizer: { ...state.optimizer, slots: copy(state.optimizer.slots) },
-  };
+  return copyTrainerState(state);
 }
 
 export function createCheckpointStore(options: CheckpointStoreOptions): CheckpointStore {

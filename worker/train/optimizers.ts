@@ -37,6 +37,10 @@ export interface Optimizer {
   ): void;
   getState(): Promise<OptimizerState>;
   setState(state: OptimizerState): void;
+  /** Updates applied so far (getState's `updates`). */
+  readonly updates: number;
+  /** The live slot variables by `${variable}/${slot}`, to read without a copy; not to be disposed. */
+  slotVariables(): ReadonlyMap<string, tfc.Variable>;
   dispose(): void;
 }
 
@@ -105,6 +109,10 @@ export function createOptimizer(tf: typeof tfc, options: OptimizerOptions): Opti
 
   return {
     name,
+    get updates() {
+      return updates;
+    },
+    slotVariables: () => slots,
     apply(grads, variables, lr) {
       tf.tidy(() => {
         for (const [varName, g] of grads) {

@@ -45,6 +45,20 @@ export interface TrainerState {
   optimizer: OptimizerState;
 }
 
+/**
+ * A copy of `state` that shares no arrays with it (nor its progress object), so the copy stays as it
+ * is while training goes on or the original's arrays are reused.
+ */
+export function copyTrainerState(state: TrainerState): TrainerState {
+  const copy = (arrays: ReadonlyMap<string, NamedArray>) =>
+    new Map([...arrays].map(([name, a]) => [name, { shape: [...a.shape], values: a.values.slice() }]));
+  return {
+    progress: structuredClone(state.progress),
+    weights: copy(state.weights),
+    optimizer: { ...state.optimizer, slots: copy(state.optimizer.slots) },
+  };
+}
+
 export function initialProgress(seed: number): TrainingProgress {
   return Object.freeze({
     seed,

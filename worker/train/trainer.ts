@@ -26,9 +26,11 @@ import { freezeLayerRegExp } from '../../shared/config/compile.js';
 import type { Hyperparameters } from '../../shared/config/hyperparameters.js';
 import { ConfigError } from '../../shared/errors.js';
 import { type Logger, noopLogger } from '../../shared/logging.js';
+import { readTensorsInto, uploadCopiesValues } from '../backend/read-into.js';
 import type { Dataset, OnBadRecord } from '../data/dataset.js';
 import { createPrefetcher } from '../data/prefetch.js';
 import type { SsdModel } from '../model/ssd.js';
+import { type Collective, type EpochDecision, type StepInfo, soloCollective } from './collective.js';
 import { createOptimizer, type Optimizer } from './optimizers.js';
 import {
   addStepLosses,
@@ -40,15 +42,18 @@ import {
   trainLossLines,
   validationMapLine,
 } from './sagemaker-log.js';
-import { createTrainStep, type GradientReducer, type StepResult, type TrainStep } from './step.js';
+import { createTrainStep, type GradientReducer, type TrainStep } from './step.js';
 import {
   afterEpoch,
   afterStep,
+  copyTrainerState,
   initialProgress,
   type TrainerState,
   type TrainingProgress,
 } from './trainer-state.js';
-import { detectOptionsOf, detectSamples, mapFromRows, type ValidationRows } from './validation.js';
+import { detectOptionsOf, detectSamples, type ValidationRows } from './validation.js';
+
+export type { Collective, EpochDecision, StepInfo };
 
 export interface TrainerOptions {
   tf: typeof tfc;
@@ -91,36 +96,6 @@ export interface CheckpointPoint {
   epochEnd: boolean;
 }
 
-/** What one step did, as the cluster reports it to the coordinator. */
-export interface StepInfo {
-  progress: TrainingProgress;
-  result: StepResult;
-  images: number;
-  skipped: number;
-  lr: number;
-  dataSeconds: number;
-}
-
-/** The epoch's outcome: the combined validation mAP (null without validation) and whether to stop. */
-export interface EpochDecision {
-  validationMap: number | null;
-  stop: boolean;
-}
-
-/**
- * How this trainer takes part in a data-parallel job (the cluster worker supplies it; one process
- * needs none). Rank r of N trains slice r of every global batch (coordinator/sharding/plan.ts) and
- * validates shard r of the validation set; the collective decides the epoch from every rank's rows.
- */
-export interface Collective {
-  readonly rank: number;
-  readonly worldSize: number;
-  /** After each step; resolving false stops run() at this step boundary (a new generation, the job ended). */
-  afterStep(info: StepInfo): Promise<boolean>;
-  /** This rank's validation rows (null without a validation channel) -> the epoch's decision. */
-  decideEpoch(epoch: number, rows: ValidationRows | null, progress: TrainingProgress): Promise<EpochDecision>;
-}
-
 export interface TrainSummary {
   progress: TrainingProgress;
   /** Seconds spent in run(), validation included. */
@@ -138,7 +113,15 @@ export interface Trainer {
   readonly progress: TrainingProgress;
   /** Trains from the current progress until finished, or until the collective stops it. */
   run(signal: AbortSignal, collective?: Collective): Promise<TrainSummary>;
+  /** A copy of the state in fresh arrays. */
   getState(): Promise<TrainerState>;
+  /**
+   * Copies the state into `into`'s arrays (those of the same size are reused, so a caller that keeps
+   * a few states allocates nothing in steady state) and returns `into`, or a fresh state without it.
+   * Synchronous, so it sees exactly one step boundary.
+   */
+  readStateInto(into?: TrainerState): TrainerState;
+  /** Puts the trainer at `state`; keeps no reference to its arrays, so the caller may reuse them. */
   setState(state: TrainerState): void;
   /** Frees the optimizer's slots (not the model, which the caller owns). Idempotent. */
   close(): Promise<void>;
@@ -173,19 +156,7 @@ export function createTrainer(options: TrainerOptions): Trainer {
   let progress = initialProgress(options.seed);
   let closed = false;
 
-  const SOLO: Collective = {
-    rank: 0,
-    worldSize: 1,
-    afterStep: async () => true,
-    decideEpoch: async (epoch, rows) => {
-      if (!rows) return { validationMap: null, stop: false };
-      const result = mapFromRows([rows], { iouThreshold: hp.overlap_threshold });
-      // No class with ground truth at all (an empty or all-difficult validation set): count it as 0.
-      if (Number.isNaN(result.map))
-        logger.warn('validation has no ground truth; mAP counted as 0', { epoch });
-      return { validationMap: Number.isNaN(result.map) ? 0 : result.map, stop: false };
-    },
-  };
+  const solo = soloCollective(hp, logger);
 
   const trainEpoch = async (epochPlan: EpochPlan, c: Collective, signal: AbortSignal) => {
     const steps = Array.from({ length: epochPlan.steps }, (_, k) =>
@@ -226,13 +197,14 @@ export function createTrainer(options: TrainerOptions): Trainer {
           for (const line of trainLossLines(options.host, epochPlan.epoch, k, meanLosses(losses)))
             metrics(line);
         }
-        const info = {
+        const info: StepInfo = {
           progress,
           result,
           images: batch.indices.length,
           skipped: batch.skipped.length,
           lr,
           dataSeconds,
+          lastInEpoch: last,
         };
         options.onStep?.(info);
         interrupted = !(await c.afterStep(info));
@@ -296,7 +268,7 @@ export function createTrainer(options: TrainerOptions): Trainer {
     get progress() {
       return progress;
     },
-    async run(signal, collective = SOLO) {
+    async run(signal, collective = solo) {
       const started = performance.now();
       let interrupted = false;
       while (!progress.finished && !interrupted) {
@@ -318,12 +290,27 @@ export function createTrainer(options: TrainerOptions): Trainer {
       }
       return { progress, weights, optimizer: await optimizer.getState() };
     },
-    setState(state) {
-      if (state.progress.seed !== options.seed) {
+    readStateInto(into) {
+      const target = into ?? {
+        progress,
+        weights: new Map(),
+        optimizer: { name: optimizer.name, updates: 0, slots: new Map() },
+      };
+      target.progress = progress;
+      readTensorsInto(tf, model.variables, target.weights);
+      target.optimizer.name = optimizer.name;
+      target.optimizer.updates = optimizer.updates;
+      readTensorsInto(tf, optimizer.slotVariables(), target.optimizer.slots, { sortNames: true });
+      return target;
+    },
+    setState(saved) {
+      if (saved.progress.seed !== options.seed) {
         throw new ConfigError([
-          `--seed: is ${options.seed} but the saved training state was made with seed ${state.progress.seed}`,
+          `--seed: is ${options.seed} but the saved training state was made with seed ${saved.progress.seed}`,
         ]);
       }
+      // On the CPU backend a tensor made from an array keeps that array as its storage.
+      const state = uploadCopiesValues(tf) ? saved : copyTrainerState(saved);
       restoreWeights(tf, model, state.weights);
       optimizer.setState(state.optimizer);
       // A run resumed with more epochs than it was saved with continues past its old end.
