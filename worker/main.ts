@@ -34,6 +34,7 @@ import {
   createCheckpointer,
   resumeTrainer,
 } from './train/checkpointing.js';
+import { LaggingAcks } from './train/collective.js';
 import { readDatasetClasses, writeModelArtifact } from './train/model-artifact.js';
 import { createModel, openChannel } from './train/run-training.js';
 import { trainingHost } from './train/sagemaker-log.js';
@@ -383,13 +384,23 @@ function clusterCollective(
   setWriter: (writer: boolean) => void,
 ): Collective {
   const generation = a.generation;
+  const acks = new LaggingAcks();
   return {
     rank: a.rank,
     worldSize: a.worldSize,
     async afterStep(info) {
-      if (a.worldSize > 1) await snapshots.record(job.trainer);
       const phases = { ...info.result.phases, data: info.dataSeconds };
       const allreduceBytes = job.reducer.last.bufferBytes;
+      if (job.timeline) {
+        recordStepPhases(job.timeline, {
+          globalStep: info.progress.globalStep,
+          endMs: timelineNowMs(),
+          phases,
+          args: { generation, allreduceBytes, bytesSent: job.reducer.last.bytesSent },
+        });
+      }
+      // Before the next step changes anything: a synchronous copy into reused arrays.
+      if (a.worldSize > 1) snapshots.record(job.trainer);
       job.metrics.onStep({
         images: info.images,
         phases,
@@ -400,21 +411,13 @@ function clusterCollective(
         globalStep: info.progress.globalStep,
       });
       if (info.skipped > 0) job.metrics.onBadRecord(info.skipped);
-      if (job.timeline) {
-        recordStepPhases(job.timeline, {
-          globalStep: info.progress.globalStep,
-          endMs: timelineNowMs(),
-          phases,
-          args: { generation, allreduceBytes, bytesSent: job.reducer.last.bytesSent },
-        });
-      }
       session.position = {
         epoch: info.progress.epoch,
         step: info.progress.globalStep,
         phase: 'compute',
         bucket: 0,
       };
-      const ack = await session.client.reportStep(
+      const ack = session.client.reportStep(
         {
           workerId,
           generation,
@@ -433,7 +436,11 @@ function clusterCollective(
         },
         session.generationSignal,
       );
-      return !ack.stop && ack.generation === generation;
+      // Read one step late (collective.ts): the round trip overlaps the next step.
+      return acks.settle(
+        ack.then((m) => !m.stop && m.generation === generation),
+        info.lastInEpoch,
+      );
     },
     async decideEpoch(epoch, rows, progress) {
       session.position = { epoch, step: progress.globalStep, phase: 'validation', bucket: 0 };

@@ -58,3 +58,36 @@ export function soloCollective(hp: Pick<Hyperparameters, 'overlap_threshold'>, l
     },
   };
 }
+
+/**
+ * Step acknowledgements read one step late, so the coordinator's round trip overlaps the next step's
+ * compute instead of adding to every step.
+ *
+ * Order, per step k of a generation:
+ *  1. The report of step k is sent, and settle() called with its ack at once.
+ *  2. Not the last step of the epoch: the ack of step k-1 (sent a whole step earlier, so normally
+ *     already here) is awaited and judged; step k's ack is kept for step k+1.
+ *  3. The last step of the epoch: the acks of k-1 and k are both awaited, so nothing is in flight
+ *     when the epoch's report goes out.
+ * A rejected ack (a stale generation, the coordinator lost) is thrown at the step that reads it.
+ * So a newer generation stops the trainer at most one step later than a synchronous ack would: the
+ * members keep training in the old ring, which is still whole, and the assignment barrier starts the
+ * next ring from the least advanced of them (a member one step ahead rolls back: worker/rollback.ts).
+ * An ack still pending when the trainer stops is dropped, and its rejection with it.
+ */
+export class LaggingAcks {
+  private pending: Promise<boolean> | undefined;
+
+  /**
+   * `accepted`: step k's ack, judged (true: training goes on; a rejection ends the generation).
+   * Resolves whether training goes on after step k.
+   */
+  async settle(accepted: Promise<boolean>, lastInEpoch: boolean): Promise<boolean> {
+    accepted.catch(() => {}); // read a step later, or dropped when the trainer stops first
+    const previous = this.pending;
+    this.pending = lastInEpoch ? undefined : accepted;
+    const goOn = previous === undefined || (await previous);
+    if (!lastInEpoch) return goOn;
+    return (await accepted) && goOn;
+  }
+}
