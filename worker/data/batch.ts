@@ -1,5 +1,8 @@
 /**
- * A batch of prepared samples, read and decoded concurrently (through a TaskQueue, on the libuv pool).
+ * A batch of prepared samples, read and decoded concurrently. Every sample of the batch is in flight at
+ * once (unless a TaskQueue caps the decodes): sharp and node:fs queue their jobs on the libuv pool, which
+ * works through them in the order queued without needing the main thread, so a long synchronous step
+ * on the main thread blocks only the short continuations between jobs, not the jobs themselves.
  *
  * Bad input (issue 6): a sample whose data is corrupt (RecordIO framing, image, label or annotation:
  * ClusterError codes RECORDIO, IMAGE, ANNOTATION) is, with onBadRecord 'skip' (the default), left out
@@ -10,10 +13,10 @@
 import { linkSignals } from '../../shared/abort.js';
 import { ClusterError, errorMessage, isClusterError } from '../../shared/errors.js';
 import { type Logger, noopLogger } from '../../shared/logging.js';
-import type { Dataset, OnBadRecord } from './dataset.js';
+import type { Dataset, DatasetSample, OnBadRecord } from './dataset.js';
 import type { GroundTruth } from './ground-truth.js';
 import { checkPrepareOptions, type PreparedSample, type PrepareOptions, prepareSample } from './prepare.js';
-import { createTaskQueue, type TaskQueue } from './task-queue.js';
+import type { TaskQueue } from './task-queue.js';
 
 export interface Batch {
   /** Sample indices, in the requested order, without skipped ones. */
@@ -40,8 +43,10 @@ export interface LoadBatchOptions extends PrepareOptions {
   /** Default 'skip'. */
   onBadRecord?: OnBadRecord;
   logger?: Logger;
-  /** Shared by the batches of a prefetcher; default a queue of DEFAULT_PREPARE_CONCURRENCY. */
+  /** Caps the samples decoded at once (may be shared by several batches); default no cap. */
   queue?: TaskQueue;
+  /** Reads of `indices` already started (same order), e.g. by a prefetcher; default: read here. */
+  reads?: readonly Promise<DatasetSample>[];
 }
 
 const DATA_ERROR_CODES = new Set(['RECORDIO', 'IMAGE', 'ANNOTATION']);
@@ -59,16 +64,25 @@ export async function loadBatch(
   options: LoadBatchOptions,
 ): Promise<LoadedBatch> {
   checkPrepareOptions(options);
+  if (options.reads !== undefined && options.reads.length !== indices.length) {
+    throw new ClusterError(
+      'INTERNAL',
+      `loadBatch: ${options.reads.length} reads for ${indices.length} samples`,
+    );
+  }
   const slot = options.imageShape * options.imageShape * 3;
   const buffer = new Float32Array(indices.length * slot);
-  const queue = options.queue ?? createTaskQueue();
+  const { queue } = options;
   const cancel = new AbortController();
   const signal = linkSignals(options.signal, cancel.signal);
+  const prepare = (sample: DatasetSample, at: number) =>
+    prepareSample(sample, options, buffer.subarray(at * slot, (at + 1) * slot));
   const loadOne = async (index: number, at: number): Promise<Outcome> => {
     try {
-      const sample = await dataset.read(index, signal);
       signal.throwIfAborted();
-      return { ok: await prepareSample(sample, options, buffer.subarray(at * slot, (at + 1) * slot)) };
+      const sample = await (options.reads?.[at] ?? dataset.read(index, signal));
+      signal.throwIfAborted();
+      return { ok: await (queue ? queue.run(() => prepare(sample, at), signal) : prepare(sample, at)) };
     } catch (err) {
       if (options.onBadRecord === 'fail' || !isBadRecordError(err)) throw err;
       return { bad: { index, source: dataset.sourceOf(index), reason: errorMessage(err) } };
@@ -76,7 +90,7 @@ export async function loadBatch(
   };
   let outcomes: Outcome[];
   try {
-    outcomes = await Promise.all(indices.map((index, at) => queue.run(() => loadOne(index, at), signal)));
+    outcomes = await Promise.all(indices.map((index, at) => loadOne(index, at)));
   } catch (err) {
     cancel.abort(new ClusterError('ABORTED', 'another sample of the batch failed', { cause: err }));
     throw err;

@@ -1,15 +1,16 @@
 /**
- * A FIFO concurrency limit for sample preparation. Tasks start in the order they were queued, at most
- * `concurrency` at a time, so the samples of the batch the trainer needs next are decoded before those
- * of batches prefetched behind it. A task whose signal aborts while it waits never starts: it rejects
- * with the abort reason when its turn comes (no abort listener per waiting task: a batch queues many).
+ * A FIFO concurrency limit. Tasks start in the order they were queued, at most `concurrency` at a time,
+ * so the work of the batch the trainer needs next starts before that of batches behind it. The
+ * prefetcher caps its record reads with one; loadBatch can cap its decodes with one. A task whose
+ * signal aborts while it waits never starts: it rejects with the abort reason when its turn comes (no
+ * abort listener per waiting task: a batch queues many).
  */
 export interface TaskQueue {
   readonly concurrency: number;
   run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T>;
 }
 
-/** The libuv thread pool has 4 threads by default; sharp runs one image per thread. */
+/** The libuv thread pool's default size (4 threads). */
 export const DEFAULT_PREPARE_CONCURRENCY = 4;
 
 export function createTaskQueue(concurrency = DEFAULT_PREPARE_CONCURRENCY): TaskQueue {

@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import { setImmediate } from 'node:timers/promises';
 import test from 'ava';
 import { isClusterError, StorageError } from '../../../shared/errors.js';
 import { createMemoryLogger } from '../../../shared/logging.js';
@@ -9,7 +10,7 @@ import type { Dataset } from '../../../worker/data/dataset.js';
 import { openDataset } from '../../../worker/data/open-dataset.js';
 import { prepareSample } from '../../../worker/data/prepare.js';
 import { tempDir } from '../../helpers/recordio-fixtures.js';
-import { detectionPayload, encodeRgb, rectangleRgb, writeRec } from './fixtures.js';
+import { detectionPayload, encodeRgb, gatedDataset, rectangleRgb, writeRec } from './fixtures.js';
 
 type T = { teardown(fn: () => Promise<void>): void };
 const SIZE = 32;
@@ -98,4 +99,48 @@ test('loadBatch rejects with the abort reason when its signal aborts', async (t)
     loadBatch(dataset, [0, 4], { ...options, signal: AbortSignal.abort(reason) }),
   );
   t.is(err, reason);
+});
+
+test('loadBatch reads every sample of the batch at once, not a few at a time', async (t) => {
+  const dataset = await gatedDataset(t, 8);
+  const indices = [7, 6, 5, 4, 3, 2, 1, 0];
+  const loading = loadBatch(dataset, indices, options);
+  await setImmediate();
+  t.deepEqual(dataset.readsStarted, indices);
+  for (const i of indices) dataset.gate(i).resolve();
+  t.deepEqual((await loading).indices, indices);
+});
+
+test('loadBatch decodes reads started elsewhere and does not read those samples again', async (t) => {
+  const { dataset } = await corruptRec(t);
+  const reads: number[] = [];
+  const counting: Dataset = {
+    ...dataset,
+    url: dataset.url,
+    size: dataset.size,
+    skippedAtOpen: [],
+    sourceOf: (i) => dataset.sourceOf(i),
+    read: (i, signal) => {
+      reads.push(i);
+      return dataset.read(i, signal);
+    },
+  };
+  const started = [4, 1, 0].map((i) => counting.read(i));
+  reads.length = 0;
+  const batch = await loadBatch(counting, [4, 1, 0], { ...options, reads: started });
+  t.deepEqual(reads, []);
+  const plain = await loadBatch(dataset, [4, 1, 0], options);
+  t.deepEqual(batch.indices, plain.indices);
+  t.deepEqual(batch.images, plain.images);
+  t.deepEqual(
+    batch.skipped.map((s) => s.source),
+    plain.skipped.map((s) => s.source),
+  );
+});
+
+test('loadBatch refuses started reads that do not match its samples', async (t) => {
+  const { dataset } = await corruptRec(t);
+  const err = await t.throwsAsync(loadBatch(dataset, [0, 4], { ...options, reads: [dataset.read(0)] }));
+  t.true(isClusterError(err, 'INTERNAL'));
+  t.regex(err!.message, /1 reads for 2 samples/);
 });

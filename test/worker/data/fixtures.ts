@@ -1,11 +1,12 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
+import { type Deferred, deferred, raceAbort } from '../../../shared/abort.js';
 import { type DetectionObjectInput, encodeDetectionLabel } from '../../../shared/recordio/detection-label.js';
 import { encodeImageRecord } from '../../../shared/recordio/image-record.js';
 import { formatIndexFile } from '../../../shared/recordio/index-file.js';
 import { encodeRecord } from '../../../shared/recordio/record.js';
-import type { DatasetSample } from '../../../worker/data/dataset.js';
+import type { Dataset, DatasetSample } from '../../../worker/data/dataset.js';
 import { type GroundTruth, packGroundTruth } from '../../../worker/data/ground-truth.js';
 
 /** Fixtures for the data pipeline tests, built in code: images by sharp, RecordIO by the shared encoders. */
@@ -102,4 +103,54 @@ export async function writeRec(
     await fs.writeFile(path.join(dir, `${name}.idx`), idx);
   }
   return { url, offsets, bytes };
+}
+
+/**
+ * A Dataset whose read(i) waits until the test opens gate i (or the read's signal aborts), recording
+ * the order of reads and which reads saw an abort.
+ */
+export interface GatedDataset extends Dataset {
+  gate(index: number): Deferred<void>;
+  readsStarted: number[];
+  readsAborted: number[];
+  /** Called at the start of every read, for invariants. */
+  onRead?: (index: number) => void;
+}
+
+export async function gatedDataset(
+  t: { teardown(fn: () => Promise<void>): void },
+  size: number,
+): Promise<GatedDataset> {
+  const template = await rectangleSample(24, 24, { x: 4, y: 4, width: 10, height: 12 });
+  const gates = new Map<number, Deferred<void>>();
+  const gate = (i: number) => {
+    if (!gates.has(i)) gates.set(i, deferred<void>());
+    return gates.get(i)!;
+  };
+  const dataset: GatedDataset = {
+    url: 'gated://test',
+    size,
+    skippedAtOpen: [],
+    readsStarted: [],
+    readsAborted: [],
+    gate,
+    sourceOf: (i) => `gated-${i}.png`,
+    async read(index, signal): Promise<DatasetSample> {
+      dataset.readsStarted.push(index);
+      dataset.onRead?.(index);
+      try {
+        await raceAbort(gate(index).promise, signal);
+      } catch (err) {
+        dataset.readsAborted.push(index);
+        throw err;
+      }
+      return { ...template, index, source: `gated-${index}.png` };
+    },
+    close: async () => {},
+    [Symbol.asyncDispose]: async () => {},
+  };
+  t.teardown(async () => {
+    for (const g of gates.values()) g.resolve();
+  });
+  return dataset;
 }

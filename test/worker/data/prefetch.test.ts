@@ -1,62 +1,14 @@
+import { setImmediate } from 'node:timers/promises';
 import test from 'ava';
-import { type Deferred, deferred, raceAbort } from '../../../shared/abort.js';
+import { deferred } from '../../../shared/abort.js';
 import { isAbortError, isClusterError } from '../../../shared/errors.js';
-import type { Dataset, DatasetSample } from '../../../worker/data/dataset.js';
-import { createPrefetcher, type Prefetcher } from '../../../worker/data/prefetch.js';
-import { rectangleSample } from './fixtures.js';
+import type { Dataset } from '../../../worker/data/dataset.js';
+import { createPrefetcher, type Prefetcher, READ_CONCURRENCY } from '../../../worker/data/prefetch.js';
+import { createTaskQueue, type TaskQueue } from '../../../worker/data/task-queue.js';
+import { gatedDataset } from './fixtures.js';
 
 const SIZE = 16;
 const prepare = { imageShape: SIZE, train: true, seed: 9, epoch: 0 };
-
-/**
- * A Dataset whose read(i) waits until the test opens gate i (or the read's signal aborts), recording
- * the order of reads and which reads saw an abort.
- */
-interface GatedDataset extends Dataset {
-  gate(index: number): Deferred<void>;
-  readsStarted: number[];
-  readsAborted: number[];
-  /** Called at the start of every read, for invariants. */
-  onRead?: (index: number) => void;
-}
-
-async function gatedDataset(
-  t: { teardown(fn: () => Promise<void>): void },
-  size: number,
-): Promise<GatedDataset> {
-  const template = await rectangleSample(24, 24, { x: 4, y: 4, width: 10, height: 12 });
-  const gates = new Map<number, Deferred<void>>();
-  const gate = (i: number) => {
-    if (!gates.has(i)) gates.set(i, deferred<void>());
-    return gates.get(i)!;
-  };
-  const dataset: GatedDataset = {
-    url: 'gated://test',
-    size,
-    skippedAtOpen: [],
-    readsStarted: [],
-    readsAborted: [],
-    gate,
-    sourceOf: (i) => `gated-${i}.png`,
-    async read(index, signal): Promise<DatasetSample> {
-      dataset.readsStarted.push(index);
-      dataset.onRead?.(index);
-      try {
-        await raceAbort(gate(index).promise, signal);
-      } catch (err) {
-        dataset.readsAborted.push(index);
-        throw err;
-      }
-      return { ...template, index, source: `gated-${index}.png` };
-    },
-    close: async () => {},
-    [Symbol.asyncDispose]: async () => {},
-  };
-  t.teardown(async () => {
-    for (const g of gates.values()) g.resolve();
-  });
-  return dataset;
-}
 
 function track(t: { teardown(fn: () => Promise<void>): void }, prefetcher: Prefetcher): Prefetcher {
   t.teardown(() => prefetcher.close());
@@ -154,4 +106,98 @@ test('iterating the prefetcher with for await yields every batch, and breaking o
     break;
   }
   t.true(isClusterError(await t.throwsAsync(early.next()), 'ABORTED'));
+});
+
+/** A TaskQueue that counts the tasks given to it (the decodes loadBatch starts). */
+function countingQueue(): TaskQueue & { runs: number } {
+  const inner = createTaskQueue(64);
+  const queue = {
+    concurrency: inner.concurrency,
+    runs: 0,
+    run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+      queue.runs++;
+      return inner.run(task, signal);
+    },
+  };
+  return queue;
+}
+
+const byNumber = (a: number, b: number) => a - b;
+
+test('the prefetcher reads `depth` batches ahead but decodes only the first `decodeDepth` of them', async (t) => {
+  const dataset = await gatedDataset(t, 12);
+  const steps = [0, 2, 4, 6, 8, 10].map((i) => [i, i + 1]);
+  for (let i = 0; i < 8; i++) dataset.gate(i).resolve(); // batches 0-3 readable, 4-5 not yet
+  const queue = countingQueue();
+  const options = { ...prepare, depth: 4, decodeDepth: 1, queue };
+  const prefetcher = track(t, createPrefetcher(dataset, steps, options));
+  t.deepEqual((await prefetcher.next())?.indices, [0, 1]);
+  await setImmediate(); // the refill that taking batch 0 scheduled
+  t.deepEqual([...dataset.readsStarted].sort(byNumber), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  t.is(queue.runs, 4, 'batches 0 and 1 decoded; 2 and 3 read but not decoded');
+});
+
+test('the prefetcher keeps at most READ_CONCURRENCY reads in flight and starts the rest in order', async (t) => {
+  const size = READ_CONCURRENCY + 3;
+  const dataset = await gatedDataset(t, size);
+  const all = Array.from({ length: size }, (_, i) => i);
+  const prefetcher = track(t, createPrefetcher(dataset, [all], { ...prepare, depth: 1 }));
+  await setImmediate();
+  t.deepEqual(dataset.readsStarted, all.slice(0, READ_CONCURRENCY));
+  dataset.gate(5).resolve();
+  await setImmediate();
+  t.deepEqual(dataset.readsStarted, all.slice(0, READ_CONCURRENCY + 1));
+  for (const i of all) dataset.gate(i).resolve();
+  t.deepEqual((await prefetcher.next())?.indices, all);
+});
+
+test('next() called again and again without yielding still hands out every batch in order', async (t) => {
+  const dataset = await gatedDataset(t, 5);
+  for (let i = 0; i < 5; i++) dataset.gate(i).resolve();
+  const prefetcher = track(t, createPrefetcher(dataset, [[0], [1], [2], [3], [4]], { ...prepare, depth: 2 }));
+  const batches = await Promise.all(Array.from({ length: 6 }, () => prefetcher.next()));
+  t.deepEqual(
+    batches.map((b) => b?.indices ?? null),
+    [[0], [1], [2], [3], [4], null],
+  );
+});
+
+test('taking a batch starts the next step only after the consumer has continued', async (t) => {
+  const gated = await gatedDataset(t, 4);
+  for (let i = 0; i < 4; i++) gated.gate(i).resolve();
+  // Not an image: each sample is skipped without a decoder job, so a batch completes in microtasks.
+  const dataset = {
+    ...gated,
+    read: async (i: number, signal?: AbortSignal) => ({
+      ...(await gated.read(i, signal)),
+      image: Buffer.from('GIF89a'),
+    }),
+  };
+  const prefetcher = track(t, createPrefetcher(dataset, [[0], [1], [2], [3]], { ...prepare, depth: 2 }));
+  t.deepEqual(
+    (await prefetcher.next())?.skipped.map((s) => s.index),
+    [0],
+  );
+  t.deepEqual(gated.readsStarted, [0, 1], 'no work for step 2 ran ahead of this continuation');
+  await setImmediate();
+  t.deepEqual(gated.readsStarted, [0, 1, 2]);
+});
+
+test('closing the prefetcher right after next() starts no further reads', async (t) => {
+  const dataset = await gatedDataset(t, 4);
+  const prefetcher = createPrefetcher(dataset, [[0], [1], [2], [3]], { ...prepare, depth: 2 });
+  await setImmediate();
+  t.deepEqual(dataset.readsStarted, [0, 1]);
+  const first = prefetcher.next();
+  await prefetcher.close();
+  await t.throwsAsync(first);
+  await setImmediate();
+  t.deepEqual(dataset.readsStarted, [0, 1]);
+});
+
+test('createPrefetcher rejects a decodeDepth below 1', (t) => {
+  t.throws(() => createPrefetcher({} as Dataset, [], { ...prepare, decodeDepth: 0 }), {
+    instanceOf: RangeError,
+    message: /decodeDepth/,
+  });
 });
