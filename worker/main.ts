@@ -243,8 +243,9 @@ async function prepareJob(
       })
     : undefined;
   if (checkpointer) closers.push(() => checkpointer.close());
-  // Neighbours compare this when their ring streams open: the packed gradient buffers must line up.
-  const layoutHash = trainer.step.layout.hash;
+  // Neighbours compare this when their ring streams open: the packed gradient buffers and the bucket
+  // cuts over them must line up (the plan's hash covers names, shapes, dtype, extras and bucket size).
+  const layoutHash = reducer.agreeLayout(trainer.step.layout);
   const classes = await readDatasetClasses(job.trainUrl, hp.num_classes, storage, o.signal);
   return {
     hp,
