@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { TestFn } from 'ava';
 import { createLocalStorage } from '../../shared/storage/local.js';
 import { compileSynthOptions, type SynthOptions } from '../../shared/synth/synth-image.js';
-import { writeSynthDataset } from '../../shared/synth/write-synth.js';
+import { type SynthDatasetUrls, writeSynthDataset } from '../../shared/synth/write-synth.js';
 
 export interface SynthFixtureOptions {
   train: number;
@@ -39,12 +39,7 @@ export interface SynthFixture {
  * Read the fixture's fields only inside hooks and tests.
  */
 export function synthFixture(test: TestFn, options: SynthFixtureOptions): SynthFixture {
-  const synthOptions = compileSynthOptions({
-    train: options.train,
-    validation: options.validation,
-    imageSize: options.imageSize ?? 64,
-    classCount: options.classes,
-  });
+  const synthOptions = fixtureSynthOptions(options);
   let root: string | undefined;
   const dir = () => {
     if (root === undefined) throw new Error('synthFixture: read before its before hook ran');
@@ -76,10 +71,21 @@ export function synthFixture(test: TestFn, options: SynthFixtureOptions): SynthF
   };
 }
 
-async function writeDataset(out: string, options: Readonly<SynthOptions>): Promise<void> {
+/** The synth options of a fixture: 64 px images and synth's 5 classes unless told, seed 0. */
+export function fixtureSynthOptions(options: SynthFixtureOptions): Readonly<SynthOptions> {
+  return compileSynthOptions({
+    train: options.train,
+    validation: options.validation,
+    imageSize: options.imageSize ?? 64,
+    classCount: options.classes,
+  });
+}
+
+/** Writes what `ssd-cluster synth --out OUT` writes with `options`, in process, to the local disk. */
+export async function writeDataset(out: string, options: Readonly<SynthOptions>): Promise<SynthDatasetUrls> {
   const storage = createLocalStorage();
   try {
-    await writeSynthDataset(out, options, { storage });
+    return await writeSynthDataset(out, options, { storage });
   } finally {
     await storage.close();
   }

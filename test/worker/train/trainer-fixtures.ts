@@ -4,8 +4,11 @@ import path from 'node:path';
 import { compileHyperparameters } from '../../../shared/config/compile.js';
 import type { Hyperparameters } from '../../../shared/config/hyperparameters.js';
 import { createStorage } from '../../../shared/storage/open-storage.js';
-import { compileSynthOptions } from '../../../shared/synth/synth-image.js';
-import { writeSynthDataset } from '../../../shared/synth/write-synth.js';
+import { openDataset } from '../../../worker/data/open-dataset.js';
+import { createSsdModel } from '../../../worker/model/ssd.js';
+import { createTrainer, type Trainer, type TrainerOptions } from '../../../worker/train/trainer.js';
+import { fixtureSynthOptions, writeDataset } from '../../helpers/synth-fixture.js';
+import { wasmTf } from './step-fixtures.js';
 
 /** A small synthetic data set on disk (64 px images, 5 classes) for trainer and CLI tests. */
 export interface SynthFixture {
@@ -17,18 +20,15 @@ export interface SynthFixture {
   remove(): Promise<void>;
 }
 
+/** The data set `ssd-cluster synth` writes with these sizes at 64 px, in a temp directory of its own. */
 export async function writeSynthFixture(sizes: { train: number; validation: number }): Promise<SynthFixture> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'train-test-'));
   const remove = () => fs.rm(dir, { recursive: true, force: true });
-  const storage = createStorage({ env: {} });
   try {
-    const options = compileSynthOptions({ ...sizes, imageSize: 64 });
-    return { dir, remove, ...(await writeSynthDataset(dir, options, { storage })) };
+    return { dir, remove, ...(await writeDataset(dir, fixtureSynthOptions(sizes))) };
   } catch (err) {
     await remove();
     throw err;
-  } finally {
-    await storage.close();
   }
 }
 
@@ -44,4 +44,27 @@ export function tinyHyperparameters(overrides: Record<string, unknown> = {}): Re
     learning_rate: 0.01,
     ...overrides,
   });
+}
+
+/**
+ * A trainer of the tiny SSD (wasm, model seeded with `seed`) over a fresh 16-image data set (no
+ * validation channel); the data set, model and trainer are released when the test ends. The tfjs
+ * engine is global: a file that calls this runs such tests one at a time.
+ */
+export async function tinyTrainer(
+  t: { teardown(fn: () => unknown): void },
+  options: { hp: Readonly<Hyperparameters>; seed: number } & Partial<TrainerOptions>,
+): Promise<Trainer> {
+  const tf = await wasmTf();
+  const fixture = await writeSynthFixture({ train: 16, validation: 0 });
+  t.teardown(() => fixture.remove());
+  const storage = createStorage({ env: {} });
+  t.teardown(() => storage.close());
+  const train = await openDataset(fixture.train, { storage, numClasses: 5 });
+  t.teardown(() => train.close());
+  const model = createSsdModel({ baseNetwork: 'tiny', imageShape: 64, numClasses: 5, seed: options.seed });
+  t.teardown(() => model.dispose());
+  const trainer = createTrainer({ tf, model, train, host: 'algo-1', ...options });
+  t.teardown(() => trainer.close());
+  return trainer;
 }
