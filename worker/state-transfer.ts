@@ -1,14 +1,14 @@
 import type { Client, ServerWritableStream, ServiceDefinition } from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import { decodeCheckpoint, encodeCheckpoint } from '../coordinator/checkpoint/format.js';
-import { snapshotState } from '../coordinator/checkpoint/store.js';
 import { deferred, raceAbort, withDeadline } from '../shared/abort.js';
 import { ClusterError, errorMessage } from '../shared/errors.js';
 import { type Logger, noopLogger } from '../shared/logging.js';
 import { openServerStream } from '../shared/rpc/client.js';
 import { loadProto, methodOf } from '../shared/rpc/proto.js';
 import { callSignal, failStream } from '../shared/rpc/server.js';
-import type { TrainerState } from './train/trainer-state.js';
+import type { Trainer } from './train/trainer.js';
+import { copyTrainerState, type TrainerState } from './train/trainer-state.js';
 
 export const STATE_SERVICE_NAME = 'ssdcluster.state.v1.StateTransfer';
 const CHUNK_BYTES = 4 * 1024 * 1024;
@@ -40,10 +40,25 @@ export class StateProvider {
 
   constructor(private readonly logger: Logger = noopLogger) {}
 
-  /** Offers a copy of the state taken now (training may go on after this). */
-  offerState(generation: number, globalStep: number, state: Promise<TrainerState>): void {
-    this.offer = { generation, globalStep, state: state.then(snapshotState) };
-    this.offer.state.catch(() => {});
+  /**
+   * Offers a copy of the trainer's state taken now, synchronously. Training goes on after this while
+   * peers fetch the offer, so the offer owns its arrays: a fresh copy per offer (one copy per tensor,
+   * readStateInto), never a reused slot, since a replaced offer may still be streaming to a peer.
+   * A promise from getState() (the older form) is copied once more, because getState() may hand out
+   * the backend's own arrays (cpu), which the next step overwrites.
+   */
+  offerState(
+    generation: number,
+    globalStep: number,
+    source: Pick<Trainer, 'readStateInto'> | Promise<TrainerState>,
+  ): void {
+    // The executor runs now (the read is synchronous); a failed read rejects the offer's fetches.
+    const state =
+      'readStateInto' in source
+        ? new Promise<TrainerState>((resolve) => resolve(source.readStateInto()))
+        : source.then(copyTrainerState);
+    this.offer = { generation, globalStep, state };
+    state.catch(() => {});
     const previous = this.changed;
     this.changed = deferred();
     previous.resolve();

@@ -6,7 +6,7 @@
  * cluster worker can use the pieces on their own.
  *
  * Write policy (one write at a time, never inside a step):
- * 1. At a due point the trainer waits while the state is read and copied (getState + snapshotState),
+ * 1. At a due point the state is copied synchronously (Trainer.readStateInto, one copy per tensor),
  *    so the snapshot is exactly that point; the write then runs in the background while training
  *    goes on.
  * 2. A step checkpoint due while the previous write is still running is SKIPPED (logged, counted):
@@ -28,7 +28,6 @@ import {
   createCheckpointStore,
   type LoadedCheckpoint,
   loadCheckpoint,
-  snapshotState,
 } from '../../coordinator/checkpoint/store.js';
 import { raceAbort } from '../../shared/abort.js';
 import { type Clock, systemClock } from '../../shared/clock.js';
@@ -38,7 +37,7 @@ import { ClusterError, ConfigError, errorMessage } from '../../shared/errors.js'
 import { type Logger, noopLogger } from '../../shared/logging.js';
 import type { Storage } from '../../shared/storage/storage.js';
 import type { CheckpointPoint, Trainer } from './trainer.js';
-import type { TrainingProgress } from './trainer-state.js';
+import type { TrainerState, TrainingProgress } from './trainer-state.js';
 
 /** Due at every epoch end, and every `frequency` global steps when `frequency` > 0. */
 export function isCheckpointDue(progress: TrainingProgress, epochEnd: boolean, frequency: number): boolean {
@@ -61,8 +60,8 @@ async function lendEventLoop(write: Promise<void>, ms: number, signal: AbortSign
 
 export interface CheckpointerOptions {
   store: Pick<CheckpointStore, 'dir' | 'write'>;
-  /** Where snapshots come from; nothing may change the state while getState() runs. */
-  trainer: Pick<Trainer, 'getState'>;
+  /** Where snapshots come from: readStateInto() without a target, i.e. into fresh arrays. */
+  trainer: Pick<Trainer, 'readStateInto'>;
   /** `--checkpoint-frequency`: every this many global steps; 0 = at epoch ends only. */
   frequency: number;
   /** Describes the run (checkpointMeta); `createdAt` is added to each snapshot. */
@@ -124,7 +123,7 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
   let closed = false;
 
   /** The background half: never rejects; the outcome goes to stats, the log and onWritten. */
-  async function write(snapshot: Awaited<ReturnType<Trainer['getState']>>, signal: AbortSignal) {
+  async function write(snapshot: TrainerState, signal: AbortSignal) {
     const { globalStep, epoch } = snapshot.progress;
     const createdAt = new Date(clock.now()).toISOString();
     try {
@@ -163,7 +162,11 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
       return false;
     }
     if (inFlight) await raceAbort(inFlight, signal);
-    const snapshot = snapshotState(await trainer.getState());
+    // The write reads the snapshot while training goes on (policy 1), so it gets its own arrays: a
+    // copy made now, synchronously, at exactly this step boundary (readStateInto copies each tensor
+    // once; getState + snapshotState copied twice on wasm). Fresh ones each time rather than a slot
+    // kept for the next write, so no second copy of the model stays in memory between checkpoints.
+    const snapshot = trainer.readStateInto();
     const running: Promise<void> = write(snapshot, signal).finally(() => {
       if (inFlight === running) inFlight = undefined;
     });
@@ -267,7 +270,7 @@ export interface CheckpointingOptions extends Omit<ResumeOptions, 'store'> {
   seed: number;
   /** More for the checkpoints' meta (workers, backend...). */
   meta?: Readonly<Record<string, JsonValue>>;
-  trainer: Pick<Trainer, 'getState' | 'setState'>;
+  trainer: Pick<Trainer, 'readStateInto' | 'setState'>;
   clock?: Clock;
   onWritten?: (written: WrittenCheckpoint) => void;
 }

@@ -1,6 +1,11 @@
 import test, { type ExecutionContext } from 'ava';
-import type { CheckpointMeta } from '../../../coordinator/checkpoint/format.js';
-import { createCheckpointStore } from '../../../coordinator/checkpoint/store.js';
+import {
+  type CheckpointMeta,
+  encodeCheckpoint,
+  STATE_FILE,
+  TENSORS_FILE,
+} from '../../../coordinator/checkpoint/format.js';
+import { createCheckpointStore, snapshotState } from '../../../coordinator/checkpoint/store.js';
 import { deferred } from '../../../shared/abort.js';
 import { FakeClock } from '../../../shared/clock.js';
 import { ConfigError, StorageError } from '../../../shared/errors.js';
@@ -15,9 +20,13 @@ import {
   startCheckpointing,
   type WrittenCheckpoint,
 } from '../../../worker/train/checkpointing.js';
-import type { TrainerState, TrainingProgress } from '../../../worker/train/trainer-state.js';
+import {
+  copyTrainerState,
+  type TrainerState,
+  type TrainingProgress,
+} from '../../../worker/train/trainer-state.js';
 import { assertSameState, makeState } from '../../coordinator/checkpoint/fixtures.js';
-import { tinyHyperparameters } from './trainer-fixtures.js';
+import { tinyHyperparameters, tinyTrainer } from './trainer-fixtures.js';
 
 /**
  * The checkpointer over the real checkpoint store on in-memory storage, with a stand-in trainer whose
@@ -32,10 +41,13 @@ const signal = () => new AbortController().signal;
 function fakeTrainer(initial: TrainerState, events: string[] = []) {
   let state = initial;
   return {
-    getState: async () => {
+    /** What the checkpointer reads: like Trainer.readStateInto() without a target, a fresh copy. */
+    readStateInto: () => {
       events.push(`snapshot ${state.progress.globalStep}`);
-      return state;
+      return copyTrainerState(state);
     },
+    /** The live state, for the tests' own checks (its arrays are the trainer's). */
+    getState: async () => state,
     setState: (s: TrainerState) => {
       state = s;
     },
@@ -306,4 +318,42 @@ test('startCheckpointing restores the newest valid checkpoint, refuses one made 
   const resumedFrom = await startCheckpointing({ ...run, resume: false, resumeFrom: `${url}/manifest.json` });
   t.teardown(() => resumedFrom.close());
   t.is(resumedFrom.resumed?.url, url);
+});
+
+test("a real trainer's checkpoint holds the bytes of its step boundary although training goes on before the write", async (t) => {
+  const adam = tinyHyperparameters({ optimizer: 'adam' }); // two slots per variable, 2 steps in the epoch
+  const gated = gatedStorage(createMemoryStorage());
+  const store = createCheckpointStore({ storage: gated.storage, dir: DIR, keep: 10 });
+  const clock = new FakeClock(Date.parse('2025-06-01T10:00:00.000Z'));
+  const meta = { ...checkpointMeta(adam, SEED), createdAt: new Date(clock.now()).toISOString() };
+  const expected = new Map<number, { stateJson: Uint8Array; tensors: Buffer }>();
+  const trainer = await tinyTrainer(t, {
+    hp: adam,
+    seed: SEED,
+    async onCheckpointPoint(point, s) {
+      // What getState + snapshotState (the read the checkpointer made before) gives at this point.
+      const encoded = encodeCheckpoint(snapshotState(await trainer.getState()), meta);
+      expected.set(point.progress.globalStep, { ...encoded, tensors: Buffer.concat(encoded.tensorChunks) });
+      if (point.epochEnd) gated.open(); // step 1's write starts only now, after step 2 changed the weights
+      await checkpointer.maybeCheckpoint(point.progress, point, s);
+    },
+  });
+  const checkpointer = createCheckpointer({ store, trainer, frequency: 1, meta, clock });
+  t.teardown(async () => {
+    await checkpointer.close();
+    await store.close();
+  });
+  await trainer.run(signal());
+  await checkpointer.flush();
+  const saved = await store.list();
+  t.deepEqual(
+    saved.map((c) => c.globalStep),
+    [2, 1],
+  );
+  for (const { url, globalStep } of saved) {
+    const want = expected.get(globalStep)!;
+    t.true(Buffer.from(want.stateJson).equals(await gated.storage.read(`${url}/${STATE_FILE}`)), url);
+    t.true(want.tensors.equals(await gated.storage.read(`${url}/${TENSORS_FILE}`)), url);
+  }
+  t.false(expected.get(1)!.tensors.equals(expected.get(2)!.tensors), 'step 2 changed the weights');
 });
