@@ -12,7 +12,10 @@ Runs the coordinator: waits for the workers, assigns ranks and the ring, owns me
 the epoch plan, the learning-rate schedule and the epoch barriers, combines validation mAP exactly from
 every worker's detections, and has the final model written once. Start workers with
 'ssd-cluster worker --coordinator HOST:PORT'. Ends by printing one JSON line:
-{"images", "seconds", "imagesPerSecond", "workers", "epochs", "validationMap", "modelDir"}.
+{"images", "seconds", "imagesPerSecond", "workers", "epochs", "validationMap", "modelDir", "speedup",
+"scalingEfficiency"}: the fields of 'train' plus the speedup over one worker and its efficiency
+(speedup / workers), as ssd_cluster_speedup and ssd_cluster_scaling_efficiency read after the last
+step (null before any step).
 
 ${CLUSTER_OPTIONS_HELP}
   --s3-endpoint URL              S3-compatible endpoint for s3:// URLs (passed on to the workers)
