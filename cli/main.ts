@@ -2,8 +2,17 @@ import { ClusterError, ConfigError, errorMessage, UsageError } from '../shared/e
 import { createLogger, LOG_LEVELS, type LogLevel } from '../shared/logging.js';
 import type { CliCommand, CliContext } from './command.js';
 
+/**
+ * A command's module. `helpFor`, when a command has it, answers `--help` from the arguments (the
+ * usage of `bench NAME` rather than the benchmark list).
+ */
+interface CommandModule {
+  command: CliCommand;
+  helpFor?: (argv: readonly string[]) => Promise<string>;
+}
+
 /** Commands load lazily so `ssd-cluster inspect` never pays for TensorFlow.js or gRPC. */
-const commands: Record<string, () => Promise<{ command: CliCommand }>> = {
+const commands: Record<string, () => Promise<CommandModule>> = {
   local: () => import('./commands/local.js'),
   coordinator: () => import('./commands/coordinator.js'),
   worker: () => import('./commands/worker.js'),
@@ -70,9 +79,9 @@ export async function main(argv: string[], io: Partial<CliContext> = {}): Promis
     process.once('SIGTERM', onSignal);
   }
   try {
-    const { command } = await load();
+    const { command, helpFor } = await load();
     if (rest.includes('--help') || rest.includes('-h')) {
-      stdout.write(`${command.usage.trimEnd()}\n`);
+      stdout.write(`${(helpFor ? await helpFor(rest) : command.usage).trimEnd()}\n`);
       return 0;
     }
     const ctx: CliContext = {

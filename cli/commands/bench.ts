@@ -10,6 +10,24 @@ const benches: Record<string, () => Promise<{ command: CliCommand }>> = {
   scaling: () => import('./bench/scaling.js'),
 };
 
+function loadBench(name: string | undefined): Promise<{ command: CliCommand }> {
+  const load = name === undefined ? undefined : benches[name];
+  if (!load)
+    throw new UsageError(`bench: expected one of ${Object.keys(benches).join(', ')}, got '${name ?? ''}'`);
+  return load();
+}
+
+/**
+ * The text of `bench [NAME] --help`: the benchmark list without a NAME (or when an option comes
+ * first), else NAME's own usage. cli/main.ts asks here instead of printing the list, since the
+ * answer depends on the arguments.
+ */
+export async function helpFor(argv: readonly string[]): Promise<string> {
+  const [name] = argv;
+  if (name === undefined || name.startsWith('-')) return command.usage;
+  return (await loadBench(name)).command.usage;
+}
+
 export const command: CliCommand = {
   name: 'bench',
   summary: 'benchmarks printing JSON',
@@ -22,17 +40,16 @@ Benchmarks:
   learn               make the synthetic data set, train the tiny SSD, report validation mAP
   scaling             images/s of local --workers 1 and --workers N on the same data: speedup,
                       efficiency and how far the speedup metric is from it
+
+Run 'ssd-cluster bench NAME --help' for a benchmark's options.
 `,
   async run(argv, ctx) {
-    const [name, ...rest] = argv;
-    const load = name === undefined ? undefined : benches[name];
-    if (!load)
-      throw new UsageError(`bench: expected one of ${Object.keys(benches).join(', ')}, got '${name ?? ''}'`);
-    const { command } = await load();
-    if (rest.includes('--help') || rest.includes('-h')) {
-      ctx.stdout.write(`${command.usage.trimEnd()}\n`);
+    if (argv.includes('--help') || argv.includes('-h')) {
+      ctx.stdout.write(`${(await helpFor(argv)).trimEnd()}\n`);
       return 0;
     }
-    return command.run(rest, ctx);
+    const [name, ...rest] = argv;
+    const { command: bench } = await loadBench(name);
+    return bench.run(rest, ctx);
   },
 };

@@ -26,3 +26,36 @@ test('main rejects an unknown command with exit code 2 naming it', async (t) => 
   t.is(code, 2);
   t.regex(err.text(), /unknown command 'frobnicate'/);
 });
+
+async function run(argv: string[]) {
+  const out = capture();
+  const err = capture();
+  const code = await main(argv, { stdout: out.stream, stderr: err.stream, logger: noopLogger });
+  return { code, stdout: out.text(), stderr: err.text() };
+}
+
+const BENCHES = ['recordio', 'step', 'allreduce', 'learn', 'scaling'] as const;
+
+test("bench NAME --help prints that benchmark's own usage, wherever --help stands", async (t) => {
+  for (const name of BENCHES) {
+    const { command } = await import(`../../cli/commands/bench/${name}.js`);
+    const expected = `${command.usage.trimEnd()}\n`;
+    t.true(expected.startsWith(`Usage: ssd-cluster bench ${name} `), name);
+    t.deepEqual(await run(['bench', name, '--help']), { code: 0, stdout: expected, stderr: '' }, name);
+    t.is((await run(['bench', name, '--json', '-h'])).stdout, expected, `${name} -h after an option`);
+  }
+});
+
+test('bench --help lists every benchmark, and bench with an unknown NAME and --help names it with exit code 2', async (t) => {
+  const list = await run(['bench', '--help']);
+  t.is(list.code, 0);
+  t.regex(list.stdout, /^Usage: ssd-cluster bench NAME/);
+  for (const name of BENCHES) t.regex(list.stdout, new RegExp(`^  ${name} `, 'm'));
+  const unknown = await run(['bench', 'frobnicate', '--help']);
+  t.is(unknown.code, 2);
+  t.is(unknown.stdout, '');
+  t.regex(
+    unknown.stderr,
+    /bench: expected one of recordio, step, allreduce, learn, scaling, got 'frobnicate'/,
+  );
+});
