@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -9,12 +8,10 @@ import {
   hyperparameterOptions,
   loadHyperparameters,
 } from '../../../shared/config/load.js';
-import type { Logger } from '../../../shared/logging.js';
 import { createStorage } from '../../../shared/storage/open-storage.js';
-import type { Storage } from '../../../shared/storage/storage.js';
 import { joinUrl } from '../../../shared/storage/url.js';
-import { SYNTH_DEFAULTS, type SynthOptions } from '../../../shared/synth/synth-image.js';
-import { synthDatasetUrls, writeSynthDataset } from '../../../shared/synth/write-synth.js';
+import { ensureSynthDataset, synthCacheDir } from '../../../shared/synth/cache.js';
+import { SYNTH_DEFAULTS } from '../../../shared/synth/synth-image.js';
 import { type BackendName, parseBackendName } from '../../../worker/backend/backend.js';
 import { runTraining } from '../../../worker/train/run-training.js';
 import { trainingHost } from '../../../worker/train/sagemaker-log.js';
@@ -60,23 +57,6 @@ Options:
   --seed S           training seed (default 0)
   --json             accepted for symmetry with the other benchmarks (the output is always JSON)
 `;
-
-/** A folder per synth configuration, so a changed default never reuses stale data. */
-export function synthCacheDir(cache: string, options: Readonly<SynthOptions>): string {
-  const digest = createHash('sha256').update(JSON.stringify(options)).digest('hex').slice(0, 10);
-  return joinUrl(cache, `synth-${digest}`);
-}
-
-/** Writes the data set unless a complete one is there (classes.json is written last). */
-async function ensureSynth(dir: string, storage: Storage, logger: Logger, signal: AbortSignal) {
-  const urls = synthDatasetUrls(dir);
-  if ((await storage.stat(urls.classes, { signal })) !== undefined) {
-    logger.info('bench learn: reusing the synthetic data set', { dir });
-    return urls;
-  }
-  logger.info('bench learn: writing the synthetic data set', { dir });
-  return writeSynthDataset(dir, SYNTH_DEFAULTS, { storage, signal, logger });
-}
 
 /** A word for a POSIX shell: as is when plain, else single-quoted. */
 export function shellWord(word: string): string {
@@ -124,7 +104,11 @@ export const command: CliCommand = {
     });
     const storage = createStorage({ s3Endpoint: values['s3-endpoint'], env: ctx.env });
     try {
-      const urls = await ensureSynth(dir, storage, ctx.logger, ctx.signal);
+      const urls = await ensureSynthDataset(dir, SYNTH_DEFAULTS, {
+        storage,
+        logger: ctx.logger,
+        signal: ctx.signal,
+      });
       const modelDir = joinUrl(dir, 'model');
       const rest = ['--model-dir', modelDir, '--seed', String(seed), '--backend', backend];
       if (threads !== undefined) rest.push('--threads', String(threads));
