@@ -61,20 +61,8 @@ export function withDeadline<T>(
   parent: AbortSignal | undefined,
   ms: number,
   run: (signal: AbortSignal) => Promise<T>,
-): Promise<T>;
-/**
- * @deprecated The signal alone: its timer and parent listener live until it fires (at most `ms`).
- * Use the form with `run`, or deadline() and clear().
- */
-export function withDeadline(parent: AbortSignal | undefined, ms: number): AbortSignal;
-export function withDeadline<T>(
-  parent: AbortSignal | undefined,
-  ms: number,
-  run?: (signal: AbortSignal) => Promise<T>,
-): Promise<T> | AbortSignal {
-  const limit = deadline(parent, ms);
-  if (!run) return limit.signal;
-  return runUnder(limit, run);
+): Promise<T> {
+  return runUnder(deadline(parent, ms), run);
 }
 
 /** An async function, so that `run` throwing synchronously rejects too and still clears the timer. */

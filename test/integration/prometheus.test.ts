@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import test from 'ava';
 import { CLI_ENTRY } from '../../coordinator/launcher.js';
-import { withDeadline } from '../../shared/abort.js';
+import { deadline } from '../../shared/abort.js';
 import { synthFixture, tinySsdFlags } from '../helpers/synth-fixture.js';
 import { freePort, startPrometheus, waitFor } from '../shared/metrics/prometheus-server.js';
 
@@ -68,9 +68,11 @@ test('a real Prometheus discovers and scrapes both workers of a running local --
   t.deepEqual(sd.map((target) => target.health).sort(), ['up', 'up']);
 
   signalGroup('SIGTERM');
+  const limit = deadline(undefined, 30_000);
+  t.teardown(() => limit.clear());
   const [code] = await Promise.race([
     exited,
-    once(withDeadline(undefined, 30_000), 'abort').then(() => {
+    once(limit.signal, 'abort').then(() => {
       throw new Error(`local did not stop within 30 s of SIGTERM: ${stderr.slice(-2000)}`);
     }),
   ]);

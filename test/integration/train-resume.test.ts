@@ -5,7 +5,7 @@ import {
   createCheckpointStore,
   loadCheckpoint,
 } from '../../coordinator/checkpoint/store.js';
-import { sleep, withDeadline } from '../../shared/abort.js';
+import { deadline, sleep } from '../../shared/abort.js';
 import { createStorage } from '../../shared/storage/open-storage.js';
 import type { Storage } from '../../shared/storage/storage.js';
 import { lastJsonLine, runCliProcess } from '../helpers/cli-process.js';
@@ -96,10 +96,10 @@ async function killOnceCheckpointed(
   const child = runCliProcess(args, { env: s.env, signal: kill.signal });
   let exited = false;
   void child.finally(() => (exited = true));
-  const deadline = withDeadline(undefined, DEADLINE_MS);
-  while (!enough(await store.list(deadline))) {
+  using limit = deadline(undefined, DEADLINE_MS);
+  while (!enough(await store.list(limit.signal))) {
     if (exited) throw new Error(`the run ended before it was killed:\n${(await child).stderr.slice(-2000)}`);
-    await sleep(25, deadline);
+    await sleep(25, limit.signal);
   }
   kill.abort();
   const killed = await child;
