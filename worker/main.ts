@@ -325,7 +325,7 @@ async function trainGenerations(
       checkStart(a, job.trainer, snapshots);
       // A newly admitted member copies its state from a member that has one (state-transfer.ts).
       if (hasState && a.stateSourceRank >= 0) {
-        ctx.stateProvider.offerState(a.generation, a.start!.globalStep, job.trainer.getState());
+        ctx.stateProvider.offerState(a.generation, a.start!.globalStep, job.trainer);
       }
       job.ring.rank = a.rank;
       if (a.worldSize > 1) await snapshots.record(job.trainer);
