@@ -21,8 +21,8 @@ import {
   MAX_CHUNK_OVERHEAD_BYTES,
   type WireChunk,
 } from './allreduce/chunk-codec.js';
-import { joinPayload, type Payload, payloadByteLength, payloadParts } from './allreduce/payload.js';
-import type { ChunkDtype, ChunkMsg } from './allreduce/transport.js';
+import { joinPayload, payloadByteLength, payloadParts } from './allreduce/payload.js';
+import type { ChunkDtype, ChunkHeader, ChunkMsg } from './allreduce/transport.js';
 
 export type { WireChunk };
 
@@ -84,22 +84,18 @@ export function toWireChunk(msg: ChunkMsg): WireChunk {
   return { ...toWireHead(msg), data: joinPayload(msg.bytes) };
 }
 
-/**
- * Validates a decoded Chunk (whole, or with its payload in pieces); anything malformed is a
- * PROTOCOL error naming the field.
- */
-export function fromWireChunk(wire: ChunkHead & { data: Payload }, from: string): ChunkMsg {
-  const dtype = FROM_WIRE[wire.dtype];
+/** Validates the fields of a decoded Chunk; anything malformed is a PROTOCOL error naming the field. */
+export function fromWireHead(head: ChunkHead, byteLength: number, from: string): ChunkHeader {
+  const dtype = FROM_WIRE[head.dtype];
   const bad = (field: string, value: unknown) =>
     new ClusterError('PROTOCOL', `chunk from ${from}: ${field} ${String(value)} is not valid`);
-  if (!dtype) throw bad('dtype', wire.dtype);
+  if (!dtype) throw bad('dtype', head.dtype);
   for (const field of ['generation', 'round', 'step', 'bucket', 'chunk', 'offset'] as const) {
-    if (!Number.isSafeInteger(wire[field]) || wire[field] < 0) throw bad(field, wire[field]);
+    if (!Number.isSafeInteger(head[field]) || head[field] < 0) throw bad(field, head[field]);
   }
-  const byteLength = payloadByteLength(wire.data);
   if (byteLength % (dtype === 'f16' ? 2 : 4) !== 0) throw bad(`${dtype} data length`, byteLength);
-  const { generation, round, step, bucket, chunk, offset } = wire;
-  return { generation, round, step, bucket, chunk, offset, dtype, bytes: wire.data };
+  const { generation, round, step, bucket, chunk, offset } = head;
+  return { generation, round, step, bucket, chunk, offset, dtype, byteLength };
 }
 
 /** The sending end of one OpenRing stream, as the handler sees it. */

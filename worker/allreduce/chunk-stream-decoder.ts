@@ -8,15 +8,21 @@ import type { ChunkHead } from './chunk-codec.js';
  *
  * Body = gRPC frames: 1 byte compressed flag (must be 0), 4 bytes big-endian message length, the
  * protobuf Chunk. grpc-js copies the slices of every message into a fresh buffer before it
- * deserializes it; here the header fields are parsed as they pass and the payload (field 8) is
- * kept as views of the slices it arrived in (payload.ts), never copied: the ring sums or copies
- * the values straight from them. Slices must not be reused by their producer (Node's http2
- * gives every socket read its own ArrayBuffer). Fields may come in any order; unknown ones are
- * skipped.
+ * deserializes it; here the fields are parsed as they pass and the payload (field 8) goes to the
+ * listener as views of the slices it arrived in, never copied, so that the ring can sum or copy
+ * the values straight from the socket reads. Per message the listener sees:
+ *  1. begin(head, byteLength) when the payload starts, `head` holding the fields before it
+ *     (a message without a payload: at its end, with byteLength 0);
+ *  2. data(view) for every piece of the payload, in order;
+ *  3. end() once the message is complete.
+ * Fields 1-7 must come before the payload (chunk-codec.ts and protobuf encoders write fields in
+ * number order); one after it, or a second payload, is a PROTOCOL error. Unknown fields are
+ * skipped wherever they are.
  */
-export interface ReceivedChunk extends ChunkHead {
-  /** The payload as views of the slices it arrived in, in order. */
-  data: Uint8Array[];
+export interface ChunkStreamListener {
+  begin(head: ChunkHead, byteLength: number): void;
+  data(bytes: Uint8Array): void;
+  end(): void;
 }
 
 const PREFIX_BYTES = 5;
@@ -37,19 +43,21 @@ export class ChunkStreamDecoder {
   private scale = 1;
   /** Bytes of the current payload or skipped field still to come. */
   private fieldLeft = 0;
-  private chunk: ReceivedChunk = emptyChunk();
+  private head: ChunkHead = emptyHead();
+  private payloadSeen = false;
 
-  constructor(private readonly maxMessageBytes: number) {}
+  constructor(
+    private readonly maxMessageBytes: number,
+    private readonly listener: ChunkStreamListener,
+  ) {}
 
-  /** Consumes `slice` and returns the chunks it completed (their payloads are views of slices). */
-  write(slice: Uint8Array): ReceivedChunk[] {
-    const out: ReceivedChunk[] = [];
+  /** Consumes `slice`; the listener gets views of it, so its bytes must not change afterwards. */
+  write(slice: Uint8Array): void {
     let pos = 0;
     while (pos < slice.length) {
       pos = this.state === 'prefix' ? this.readPrefix(slice, pos) : this.readMessage(slice, pos);
-      if (this.state !== 'prefix' && this.messageLeft === 0) out.push(this.finish());
+      if (this.state !== 'prefix' && this.messageLeft === 0) this.finish();
     }
-    return out;
   }
 
   /** Throws unless the body ended between two messages. */
@@ -69,7 +77,8 @@ export class ChunkStreamDecoder {
     if (length > this.maxMessageBytes)
       throw protocol(`a ${length}-byte message exceeds the ${this.maxMessageBytes}-byte limit`);
     this.messageLeft = length;
-    this.chunk = emptyChunk();
+    this.head = emptyHead();
+    this.payloadSeen = false;
     this.state = 'key';
     return pos + n;
   }
@@ -111,8 +120,9 @@ export class ChunkStreamDecoder {
 
   private onVarint(value: number): void {
     const f = this.field;
-    if (f >= 1 && f <= 6) this.chunk[VARINT_FIELDS[f - 1]!] = value;
-    else if (f === 7) this.chunk.dtype = DTYPE_NAMES[value] ?? (`DTYPE_${value}` as ChunkHead['dtype']);
+    if (f >= 1 && f <= 7 && this.payloadSeen) throw protocol(`field ${f} comes after the payload`);
+    if (f >= 1 && f <= 6) this.head[VARINT_FIELDS[f - 1]!] = value;
+    else if (f === 7) this.head.dtype = DTYPE_NAMES[value] ?? (`DTYPE_${value}` as ChunkHead['dtype']);
     this.state = 'key';
   }
 
@@ -122,8 +132,9 @@ export class ChunkStreamDecoder {
       this.startSkip(length);
       return;
     }
-    // A repeated `bytes` field: the last one wins (protobuf semantics).
-    this.chunk.data = [];
+    if (this.payloadSeen) throw protocol('a message has two payloads');
+    this.payloadSeen = true;
+    this.listener.begin(this.head, length);
     this.fieldLeft = length;
     this.state = length > 0 ? 'payload' : 'key';
   }
@@ -136,22 +147,23 @@ export class ChunkStreamDecoder {
 
   private readBytes(slice: Uint8Array, pos: number, end: number): number {
     const n = Math.min(this.fieldLeft, end - pos);
-    if (this.state === 'payload') this.chunk.data.push(slice.subarray(pos, pos + n));
+    if (this.state === 'payload') this.listener.data(slice.subarray(pos, pos + n));
     this.messageLeft -= n;
     this.fieldLeft -= n;
     if (this.fieldLeft === 0) this.state = 'key';
     return pos + n;
   }
 
-  private finish(): ReceivedChunk {
+  private finish(): void {
     if (this.state !== 'key' || this.scale !== 1) throw protocol('a message ends inside a field');
     this.state = 'prefix';
-    return this.chunk;
+    if (!this.payloadSeen) this.listener.begin(this.head, 0);
+    this.listener.end();
   }
 }
 
-function emptyChunk(): ReceivedChunk {
-  return { generation: 0, round: 0, step: 0, bucket: 0, chunk: 0, offset: 0, dtype: 'DTYPE_F32', data: [] };
+function emptyHead(): ChunkHead {
+  return { generation: 0, round: 0, step: 0, bucket: 0, chunk: 0, offset: 0, dtype: 'DTYPE_F32' };
 }
 
 function protocol(message: string): ClusterError {

@@ -5,7 +5,6 @@ import type { ServerStreamHandle } from '../../shared/rpc/client.js';
 import { methodOf } from '../../shared/rpc/proto.js';
 import {
   type ChunkSink,
-  fromWireChunk,
   type OpenRingRequest,
   PEER_MAX_MESSAGE_BYTES,
   type PeerHandler,
@@ -13,7 +12,9 @@ import {
   peerProto,
   type WireChunk,
 } from '../peer-service.js';
-import { ChunkStreamDecoder, type ReceivedChunk } from './chunk-stream-decoder.js';
+import { ChunkStreamDecoder } from './chunk-stream-decoder.js';
+import { InboundChunks } from './inbound-chunks.js';
+import { Mailbox } from './mailbox.js';
 import { payloadByteLength } from './payload.js';
 import { openRingStream, PeerSessions } from './ring-stream-client.js';
 import { neighbours } from './schedule.js';
@@ -22,7 +23,7 @@ import {
   type ChunkMsg,
   type Deadline,
   deadline,
-  Mailbox,
+  type PayloadReceiver,
   type RingTransport,
   staleError,
 } from './transport.js';
@@ -39,8 +40,10 @@ import {
  *  3. Concurrently it waits until its right neighbour has opened the same call on it; sendRight
  *     writes chunks on that stream, so this rank's chunks arrive at the right neighbour as the
  *     responses of a call the RECEIVER made (its large client flow-control window applies).
- *  4. Every received chunk is checked (fields, generation) and put in the mailbox; a stream that
- *     ends or fails inside its generation fails that generation's receives with PEER_LOST.
+ *  4. Every received chunk is checked (fields, generation) and goes through the mailbox: into
+ *     the ring's buffer as it arrives when the ring already waits for it, else kept until asked
+ *     for (inbound-chunks.ts). A stream that ends or fails inside its generation fails that
+ *     generation's receives with PEER_LOST.
  */
 export const DEFAULT_FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
@@ -103,6 +106,7 @@ export class GrpcRingTransport implements RingTransport, PeerHandler {
       connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     };
     this.sessions = new PeerSessions(this.opts.flowControlWindowBytes);
+    raiseMallocThresholds();
   }
 
   /** Chunks of an older generation that arrived and were dropped. */
@@ -154,6 +158,10 @@ export class GrpcRingTransport implements RingTransport, PeerHandler {
 
   recvLeft(key: ChunkKey, signal: AbortSignal): Promise<ChunkMsg> {
     return this.mailbox.take(key, signal);
+  }
+
+  recvLeftInto(key: ChunkKey, receiver: PayloadReceiver, signal: AbortSignal): Promise<void> {
+    return this.mailbox.takeInto(key, receiver, signal);
   }
 
   ping(): PingReply {
@@ -239,10 +247,11 @@ export class GrpcRingTransport implements RingTransport, PeerHandler {
     const call = { path: method.path, message: method.requestSerialize(request) };
     const from = `left neighbour rank ${neighbours(m.rank, m.size).left} at ${m.leftAddress}`;
     for (let attempt = 0; ; attempt++) {
-      const decoder = new ChunkStreamDecoder(this.opts.maxMessageBytes);
-      const stream = openRingStream(this.sessions.get(m.leftAddress), call, decoder, (decoded) =>
-        this.onChunk(m.generation, decoded, from),
-      );
+      const route = new InboundChunks(this.mailbox, m.generation, from, (bytes) => {
+        this.bytesReceived += bytes;
+      });
+      const decoder = new ChunkStreamDecoder(this.opts.maxMessageBytes, route);
+      const stream = openRingStream(this.sessions.get(m.leftAddress), call, decoder);
       try {
         await raceAbort(stream.accepted, signal);
       } catch (err) {
@@ -259,15 +268,6 @@ export class GrpcRingTransport implements RingTransport, PeerHandler {
       );
       return;
     }
-  }
-
-  private onChunk(generation: number, received: ReceivedChunk, from: string): void {
-    const msg = fromWireChunk(received, from);
-    if (msg.generation !== generation && msg.generation >= this.mailbox.generation)
-      throw protocol(
-        `a chunk of generation ${msg.generation} arrived on the stream of generation ${generation}`,
-      );
-    if (this.mailbox.deliver(msg) === 'accepted') this.bytesReceived += payloadByteLength(msg.bytes);
   }
 
   private onInboundEnd(generation: number, message: string, cause?: unknown): void {
@@ -287,6 +287,24 @@ export class GrpcRingTransport implements RingTransport, PeerHandler {
       { cause: err },
     );
   }
+}
+
+let mallocThresholdsRaised = false;
+
+/**
+ * Node's HTTP/2 session reads the socket into a fresh 64 KiB buffer per read (about 1000 per
+ * 64 MiB received) and frees each when the GC collects it. glibc returns the top of its heap to
+ * the kernel once more than M_TRIM_THRESHOLD (128 KiB by default) is free there, so that churn
+ * costs thousands of page faults per all-reduce (measured 5-15 k, +20 ms of kernel time per
+ * rank). glibc raises its mmap threshold to the size of any mmap'd block that is freed (up to
+ * 32 MiB) and its trim threshold to twice that; allocating and dropping one 31 MiB buffer once
+ * per process does that, as MALLOC_TRIM_THRESHOLD_ would from the environment. Elsewhere (musl,
+ * another allocator) this is one short-lived allocation of untouched memory.
+ */
+function raiseMallocThresholds(): void {
+  if (mallocThresholdsRaised) return;
+  mallocThresholdsRaised = true;
+  new ArrayBuffer(31 * 1024 * 1024);
 }
 
 function protocol(message: string): ClusterError {

@@ -1,7 +1,8 @@
 import { ClusterError } from '../../shared/errors.js';
 import { createRng, RNG_STREAM, type Rng } from '../../shared/random.js';
+import { Mailbox } from './mailbox.js';
 import { joinPayload } from './payload.js';
-import { type ChunkKey, type ChunkMsg, Mailbox, type RingTransport } from './transport.js';
+import type { ChunkKey, ChunkMsg, RingTransport } from './transport.js';
 
 /**
  * In-memory ring of N transports for tests (Horovod's memory_store). Messages are copied on

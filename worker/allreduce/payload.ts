@@ -22,68 +22,86 @@ export function joinPayload(p: Payload): Uint8Array {
   if (p instanceof Uint8Array) return p;
   if (p.length === 1) return p[0]!;
   const out = new Uint8Array(payloadByteLength(p));
+  copyPayloadInto(p, out);
+  return out;
+}
+
+/** Copies the payload's bytes, piece by piece, to the start of `out` (which must be long enough). */
+export function copyPayloadInto(p: Payload, out: Uint8Array): void {
   let at = 0;
-  for (const part of p) {
+  for (const part of payloadParts(p)) {
     out.set(part, at);
     at += part.byteLength;
   }
-  return out;
 }
 
 /** Reused for pieces that do not start on a value boundary (one synchronous call at a time). */
 const SCRATCH_BYTES = 64 * 1024;
 const scratch = new Uint8Array(SCRATCH_BYTES);
 
+export type BlockVisitor = (block: Uint8Array, index: number) => void;
+
 /**
- * Calls `visit(block, index)` for consecutive blocks of the payload's values in order, where
- * `block` is a view whose byteOffset is a multiple of `width` (ready for a Float32Array or
- * Uint16Array over it) and `index` is the number of values before it. A piece that starts
+ * Cuts a payload that arrives piece by piece into blocks of whole values: `visit(block, index)`
+ * gets views whose byteOffset is a multiple of `width` (ready for a Float32Array or Uint16Array
+ * over them), `index` being the number of values before the block. A piece that starts
  * misaligned, and a value split between two pieces, pass through a small scratch buffer; every
  * other byte is visited where it lies. `visit` must be done with `block` when it returns.
  */
-export function forEachAlignedBlock(
-  p: Payload,
-  width: number,
-  visit: (block: Uint8Array, index: number) => void,
-): void {
-  let index = 0;
-  const carry = new Uint8Array(width);
-  let carried = 0;
-  for (const part of payloadParts(p)) {
+export class AlignedBlocks {
+  private index = 0;
+  private readonly carry: Uint8Array;
+  private carried = 0;
+
+  constructor(
+    private readonly width: number,
+    private readonly visit: BlockVisitor,
+  ) {
+    this.carry = new Uint8Array(width);
+  }
+
+  push(part: Uint8Array): void {
+    const { width } = this;
     let pos = 0;
-    if (carried > 0) {
-      const n = Math.min(width - carried, part.byteLength);
-      carry.set(part.subarray(0, n), carried);
-      carried += n;
-      pos = n;
-      if (carried < width) continue;
-      visit(carry, index++);
-      carried = 0;
+    if (this.carried > 0) {
+      pos = Math.min(width - this.carried, part.byteLength);
+      this.carry.set(part.subarray(0, pos), this.carried);
+      this.carried += pos;
+      if (this.carried < width) return;
+      this.visit(this.carry, this.index++);
+      this.carried = 0;
     }
     const whole = Math.floor((part.byteLength - pos) / width) * width;
-    visitAligned(part.subarray(pos, pos + whole), width, index, visit);
-    index += whole / width;
+    this.visitAligned(part.subarray(pos, pos + whole));
     pos += whole;
-    carried = part.byteLength - pos;
-    carry.set(part.subarray(pos), 0);
+    this.carried = part.byteLength - pos;
+    this.carry.set(part.subarray(pos), 0);
   }
-  if (carried > 0) throw new RangeError(`payload length is not a multiple of ${width} bytes`);
+
+  /** Throws when the pieces ended inside a value. */
+  finish(): void {
+    if (this.carried > 0) throw new RangeError(`payload length is not a multiple of ${this.width} bytes`);
+  }
+
+  private visitAligned(bytes: Uint8Array): void {
+    const { width } = this;
+    if (bytes.byteOffset % width === 0) {
+      if (bytes.byteLength > 0) this.visit(bytes, this.index);
+    } else {
+      for (let at = 0; at < bytes.byteLength; at += SCRATCH_BYTES) {
+        const piece = bytes.subarray(at, at + SCRATCH_BYTES);
+        const block = scratch.subarray(0, piece.byteLength);
+        block.set(piece);
+        this.visit(block, this.index + at / width);
+      }
+    }
+    this.index += bytes.byteLength / width;
+  }
 }
 
-function visitAligned(
-  bytes: Uint8Array,
-  width: number,
-  index: number,
-  visit: (block: Uint8Array, index: number) => void,
-): void {
-  if (bytes.byteOffset % width === 0) {
-    if (bytes.byteLength > 0) visit(bytes, index);
-    return;
-  }
-  for (let at = 0; at < bytes.byteLength; at += SCRATCH_BYTES) {
-    const piece = bytes.subarray(at, at + SCRATCH_BYTES);
-    const block = scratch.subarray(0, piece.byteLength);
-    block.set(piece);
-    visit(block, index + at / width);
-  }
+/** AlignedBlocks over a whole payload at once. */
+export function forEachAlignedBlock(p: Payload, width: number, visit: BlockVisitor): void {
+  const blocks = new AlignedBlocks(width, visit);
+  for (const part of payloadParts(p)) blocks.push(part);
+  blocks.finish();
 }

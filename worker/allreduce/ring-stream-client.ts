@@ -3,14 +3,14 @@ import { status as GrpcStatus, Metadata } from '@grpc/grpc-js';
 import { ClusterError, errorMessage } from '../../shared/errors.js';
 import type { ServerStreamHandle } from '../../shared/rpc/client.js';
 import { fromServiceError } from '../../shared/rpc/status.js';
-import type { ChunkStreamDecoder, ReceivedChunk } from './chunk-stream-decoder.js';
+import type { ChunkStreamDecoder } from './chunk-stream-decoder.js';
 
 /**
  * The receiving end of Peer.OpenRing as a minimal gRPC client on node:http2 (one server-streaming
  * call, no compression, no TLS). The server is grpc-js; the wire is plain gRPC over HTTP/2. The
  * grpc-js client would copy every message into a fresh buffer and pass it through its own
- * streams; here the DATA slices go straight into a ChunkStreamDecoder, which keeps each payload
- * as views of the slices it arrived in.
+ * streams; here the DATA slices go straight into a ChunkStreamDecoder, whose listener gets each
+ * payload as views of the slices it arrived in.
  *
  * Protocol of one call:
  *  1. HEADERS (POST path, content-type application/grpc, te trailers), then the request as one
@@ -69,14 +69,13 @@ interface CallStatus {
 }
 
 /**
- * Opens the call on `session`; every decoded chunk goes to `onChunk`. An exception from the
- * decoder or from `onChunk` cancels the call and rejects `done`.
+ * Opens the call on `session` and feeds the response body to `decoder`. An exception from the
+ * decoder (or its listener) cancels the call and rejects `done`.
  */
 export function openRingStream(
   session: ClientHttp2Session,
   request: RingStreamRequest,
   decoder: ChunkStreamDecoder,
-  onChunk: (chunk: ReceivedChunk) => void,
 ): ServerStreamHandle {
   const stream = session.request({
     ':method': 'POST',
@@ -102,7 +101,7 @@ export function openRingStream(
   stream.on('data', (slice: Buffer) => {
     if (cancelReason !== undefined) return;
     try {
-      for (const chunk of decoder.write(slice)) onChunk(chunk);
+      decoder.write(slice);
     } catch (err) {
       cancel(err);
     }

@@ -1,6 +1,5 @@
-import { type Deferred, deferred } from '../../shared/abort.js';
 import { ClusterError } from '../../shared/errors.js';
-import type { Payload } from './payload.js';
+import { type Payload, payloadByteLength, payloadParts } from './payload.js';
 
 export type ChunkDtype = 'f32' | 'f16';
 
@@ -28,124 +27,56 @@ export interface ChunkMsg extends ChunkKey {
   bytes: Payload;
 }
 
+/** What a message says about its payload, known before its first byte arrives. */
+export interface ChunkHeader extends ChunkKey {
+  offset: number;
+  dtype: ChunkDtype;
+  byteLength: number;
+}
+
+/**
+ * Takes one message's payload as it arrives (the ring sums or copies it into its buffer).
+ * `begin` sees the header before any byte and throws to refuse the message; `data` gets the
+ * payload's bytes in order, in pieces of any size and alignment (valid during the call only);
+ * `end` follows the last piece and throws if the payload was incomplete.
+ */
+export interface PayloadReceiver {
+  begin(header: ChunkHeader): void;
+  data(bytes: Uint8Array): void;
+  end(): void;
+}
+
 /**
  * What the ring driver needs from a network (gloo's left/right pairs, Horovod's wire primitives).
  * - `sendRight` resolves once the transport no longer reads `msg.bytes` (the caller may then
  *   modify that memory); it rejects with PEER_LOST when the right neighbour is gone.
  * - `recvLeft` resolves with the message of exactly `key`, whenever it arrived (early arrivals
  *   wait in a mailbox); it rejects with STALE_GENERATION when the key's generation is over.
- * Both reject with the signal's reason as soon as it aborts.
+ * - `recvLeftInto` (optional) hands the payload of `key` to `receiver` instead, as it arrives
+ *   when the receiver is there first, and resolves after `receiver.end()`; a receiver that
+ *   throws rejects the call. Once the call has rejected, the receiver gets no more bytes.
+ * All reject with the signal's reason as soon as it aborts.
  */
 export interface RingTransport {
   sendRight(msg: ChunkMsg, signal: AbortSignal): Promise<void>;
   recvLeft(key: ChunkKey, signal: AbortSignal): Promise<ChunkMsg>;
+  recvLeftInto?(key: ChunkKey, receiver: PayloadReceiver, signal: AbortSignal): Promise<void>;
 }
 
 export function chunkKeyString(k: ChunkKey): string {
   return `${k.generation}/${k.round}/${k.step}/${k.bucket}/${k.chunk}`;
 }
 
-interface Waiter {
-  generation: number;
-  wait: Deferred<ChunkMsg>;
+export function headerOf(msg: ChunkMsg): ChunkHeader {
+  const { generation, round, step, bucket, chunk, offset, dtype } = msg;
+  return { generation, round, step, bucket, chunk, offset, dtype, byteLength: payloadByteLength(msg.bytes) };
 }
 
-/**
- * Messages from the left neighbour, keyed by (generation, round, step, bucket, chunk).
- * Invariants: a key is delivered at most once; a message of a generation older than the current
- * one is dropped and counted (`staleRejected`), never handed out; messages of a newer
- * generation are kept until the mailbox advances to it. The ring bounds how far the left
- * neighbour can run ahead (one segment per step), so the mailbox needs no capacity limit.
- */
-export class Mailbox {
-  private current: number;
-  private readonly arrived = new Map<string, ChunkMsg>();
-  private readonly waiting = new Map<string, Waiter>();
-  private readonly failures = new Map<number, unknown>();
-  staleRejected = 0;
-
-  constructor(generation = 0) {
-    this.current = generation;
-  }
-
-  get generation(): number {
-    return this.current;
-  }
-
-  /** Messages that arrived and were not taken yet. */
-  get size(): number {
-    return this.arrived.size;
-  }
-
-  deliver(msg: ChunkMsg): 'accepted' | 'stale' {
-    if (msg.generation < this.current) {
-      this.staleRejected++;
-      return 'stale';
-    }
-    const key = chunkKeyString(msg);
-    const waiter = this.waiting.get(key);
-    if (waiter) {
-      this.waiting.delete(key);
-      waiter.wait.resolve(msg);
-      return 'accepted';
-    }
-    if (this.arrived.has(key)) throw new ClusterError('PROTOCOL', `chunk ${key} arrived twice`);
-    this.arrived.set(key, msg);
-    return 'accepted';
-  }
-
-  take(key: ChunkKey, signal: AbortSignal): Promise<ChunkMsg> {
-    if (signal.aborted) return Promise.reject(signal.reason);
-    if (key.generation < this.current) return Promise.reject(staleError(key.generation, this.current));
-    const failure = this.failures.get(key.generation);
-    if (failure !== undefined) return Promise.reject(failure);
-    const name = chunkKeyString(key);
-    const early = this.arrived.get(name);
-    if (early) {
-      this.arrived.delete(name);
-      return Promise.resolve(early);
-    }
-    if (this.waiting.has(name))
-      return Promise.reject(new ClusterError('PROTOCOL', `chunk ${name} awaited twice`));
-    const wait = deferred<ChunkMsg>();
-    this.waiting.set(name, { generation: key.generation, wait });
-    const onAbort = () => {
-      if (this.waiting.get(name)?.wait === wait) this.waiting.delete(name);
-      wait.reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    return wait.promise.finally(() => signal.removeEventListener('abort', onAbort));
-  }
-
-  /** Moves to `generation`: older messages are dropped, older waiters rejected with STALE_GENERATION. */
-  advance(generation: number): void {
-    if (generation < this.current) throw staleError(generation, this.current);
-    this.current = generation;
-    for (const [name, msg] of this.arrived) if (msg.generation < generation) this.arrived.delete(name);
-    for (const g of this.failures.keys()) if (g < generation) this.failures.delete(g);
-    this.rejectWaiters(
-      (w) => w.generation < generation,
-      (w) => staleError(w.generation, generation),
-    );
-  }
-
-  /** The left link of `generation` broke: its waiters, present and future, reject with `err`. */
-  fail(generation: number, err: unknown): void {
-    if (generation < this.current) return;
-    if (!this.failures.has(generation)) this.failures.set(generation, err);
-    this.rejectWaiters(
-      (w) => w.generation === generation,
-      () => err,
-    );
-  }
-
-  private rejectWaiters(match: (w: Waiter) => boolean, reason: (w: Waiter) => unknown): void {
-    for (const [name, w] of this.waiting) {
-      if (!match(w)) continue;
-      this.waiting.delete(name);
-      w.wait.reject(reason(w));
-    }
-  }
+/** Hands a whole message to a receiver (begin, every piece, end). */
+export function feedPayload(receiver: PayloadReceiver, msg: ChunkMsg): void {
+  receiver.begin(headerOf(msg));
+  for (const part of payloadParts(msg.bytes)) receiver.data(part);
+  receiver.end();
 }
 
 export function staleError(generation: number, current: number): ClusterError {

@@ -7,8 +7,9 @@ import {
   encodeChunkFrameHead,
   type WireChunk,
 } from '../../../worker/allreduce/chunk-codec.js';
-import { ChunkStreamDecoder, type ReceivedChunk } from '../../../worker/allreduce/chunk-stream-decoder.js';
+import { ChunkStreamDecoder } from '../../../worker/allreduce/chunk-stream-decoder.js';
 import { joinPayload } from '../../../worker/allreduce/payload.js';
+import { recordChunks, type SeenChunk } from './chunk-fixtures.js';
 
 const MAX = 1 << 20;
 
@@ -35,21 +36,22 @@ function frame(message: Uint8Array): Buffer {
 }
 
 /** What a test compares: the fields and the payload joined. */
-function plain(c: ReceivedChunk | WireChunk) {
+function plain(c: SeenChunk | WireChunk) {
+  const { byteLength: _, ...fields } = c as SeenChunk;
   const data = Array.isArray(c.data) ? joinPayload(c.data) : (c.data as Uint8Array);
-  return { ...c, data: Buffer.from(data).toString('hex') };
+  return { ...fields, data: Buffer.from(data).toString('hex') };
 }
 
-function decodeAll(body: Uint8Array, sliceBytes: (i: number) => number): ReceivedChunk[] {
-  const decoder = new ChunkStreamDecoder(MAX);
-  const out: ReceivedChunk[] = [];
+function decodeAll(body: Uint8Array, sliceBytes: (i: number) => number): SeenChunk[] {
+  const seen = recordChunks();
+  const decoder = new ChunkStreamDecoder(MAX, seen.listener);
   for (let pos = 0, i = 0; pos < body.length; i++) {
     const n = Math.max(1, sliceBytes(i));
-    out.push(...decoder.write(body.subarray(pos, pos + n)));
+    decoder.write(body.subarray(pos, pos + n));
     pos += n;
   }
   decoder.end();
-  return out;
+  return seen.chunks;
 }
 
 test('ChunkStreamDecoder decodes a stream of chunks whatever the slice boundaries', (t) => {
@@ -59,16 +61,23 @@ test('ChunkStreamDecoder decodes a stream of chunks whatever the slice boundarie
   for (const sliceBytes of [() => 1, () => 7, () => 16_384, () => body.length, () => 1 + rng.int(5000)]) {
     const decoded = decodeAll(body, sliceBytes);
     t.deepEqual(decoded.map(plain), chunks.map(plain));
+    t.deepEqual(
+      decoded.map((c) => c.byteLength),
+      chunks.map((c) => c.data.byteLength),
+    );
   }
 });
 
-test('ChunkStreamDecoder keeps the payload as views of the slices it arrived in', (t) => {
+test('ChunkStreamDecoder passes the payload on as views of the slices it arrived in, as they arrive', (t) => {
   const c = chunk(0, 40_000);
   const body = frame(encodeChunk(c));
   const slices = [body.subarray(0, 10_000), Buffer.from(body.subarray(10_000))];
-  const decoder = new ChunkStreamDecoder(MAX);
-  t.deepEqual(decoder.write(slices[0]!), []);
-  const [got] = decoder.write(slices[1]!);
+  const seen = recordChunks();
+  const decoder = new ChunkStreamDecoder(MAX, seen.listener);
+  decoder.write(slices[0]!);
+  t.deepEqual(seen.chunks, [], 'not complete yet');
+  decoder.write(slices[1]!);
+  const [got] = seen.chunks;
   t.is(got!.data.length, 2);
   t.is(got!.data[0]!.buffer, body.buffer, 'first part is a view of the first slice');
   t.is(got!.data[1]!.buffer, slices[1]!.buffer, 'second part is a view of the second slice');
@@ -84,45 +93,28 @@ test('ChunkStreamDecoder reads the frame head that the zero-copy sender writes b
   t.deepEqual(decodeAll(body, () => 100).map(plain), [plain(c)]);
 });
 
-test('ChunkStreamDecoder accepts fields in any order and skips unknown ones of every wire type', (t) => {
+test('ChunkStreamDecoder accepts fields in any order before the payload and skips unknown ones anywhere', (t) => {
   const data = Uint8Array.of(1, 2, 3, 4);
-  const message = Buffer.from([
-    0x42,
-    4,
-    ...data, // data (8) first
-    0xa0,
-    0x01,
-    0x07, // field 20, varint
-    0xad,
-    0x01,
-    9,
-    9,
-    9,
-    9, // field 21, fixed32
-    0xb1,
-    0x01,
-    1,
-    2,
-    3,
-    4,
-    5,
-    6,
-    7,
-    8, // field 22, fixed64
-    0xba,
-    0x01,
-    2,
-    0xff,
-    0xff, // field 23, bytes
-    0x38,
-    1, // dtype (7) = F16
-    0x08,
-    0x05, // generation (1) = 5
+  const message = Buffer.concat([
+    Buffer.from([0x38, 1]), // dtype (7) = F16
+    Buffer.from([0xa0, 0x01, 0x07]), // field 20, varint
+    Buffer.from([0x08, 0x05]), // generation (1) = 5
+    Buffer.from([0xad, 0x01, 9, 9, 9, 9]), // field 21, fixed32
+    Buffer.from([0x42, 4, ...data]), // data (8)
+    Buffer.from([0xb1, 0x01, 1, 2, 3, 4, 5, 6, 7, 8]), // field 22, fixed64
+    Buffer.from([0xba, 0x01, 2, 0xff, 0xff]), // field 23, bytes
   ]);
   const [got] = decodeAll(frame(message), () => 3);
   t.is(got!.generation, 5);
   t.is(got!.dtype, 'DTYPE_F16');
   t.deepEqual([...joinPayload(got!.data)], [...data]);
+});
+
+test('ChunkStreamDecoder reports a message without a payload as an empty one', (t) => {
+  // proto3 writers omit an empty bytes field.
+  const [got] = decodeAll(frame(Buffer.from([0x08, 0x03, 0x28, 0x02])), () => 1);
+  t.like(got, { generation: 3, chunk: 2, byteLength: 0 });
+  t.deepEqual(got!.data, []);
 });
 
 const rejects = test.macro((t, body: Uint8Array, message: RegExp) => {
@@ -149,6 +141,18 @@ test(
   rejects,
   frame(Buffer.from([0x08, 0x80])),
   /ends inside a field/,
+);
+test(
+  'ChunkStreamDecoder rejects a known field after the payload',
+  rejects,
+  frame(Buffer.from([0x42, 1, 9, 0x08, 0x05])),
+  /field 1 comes after the payload/,
+);
+test(
+  'ChunkStreamDecoder rejects a message with two payloads',
+  rejects,
+  frame(Buffer.from([0x42, 1, 9, 0x42, 1, 9])),
+  /two payloads/,
 );
 test(
   'ChunkStreamDecoder rejects a stream that ends inside a message',

@@ -3,7 +3,7 @@ import test from 'ava';
 import { deferred } from '../../../shared/abort.js';
 import { ClusterError, isClusterError } from '../../../shared/errors.js';
 import { methodOf } from '../../../shared/rpc/proto.js';
-import { ChunkStreamDecoder, type ReceivedChunk } from '../../../worker/allreduce/chunk-stream-decoder.js';
+import { ChunkStreamDecoder } from '../../../worker/allreduce/chunk-stream-decoder.js';
 import { joinPayload } from '../../../worker/allreduce/payload.js';
 import { openRingStream, PeerSessions } from '../../../worker/allreduce/ring-stream-client.js';
 import type { ChunkMsg } from '../../../worker/allreduce/transport.js';
@@ -13,6 +13,7 @@ import {
   peerProto,
   type WireChunk,
 } from '../../../worker/peer-service.js';
+import { recordChunks } from './chunk-fixtures.js';
 import { startScriptedPeer } from './grpc-fixtures.js';
 
 const method = methodOf<OpenRingRequest, WireChunk>(peerProto().service, 'OpenRing');
@@ -27,13 +28,10 @@ function sessions(t: import('ava').ExecutionContext): PeerSessions {
   return s;
 }
 
-function open(
-  t: import('ava').ExecutionContext,
-  address: string,
-  options: { maxMessageBytes?: number; onChunk?: (c: ReceivedChunk) => void } = {},
-) {
-  const decoder = new ChunkStreamDecoder(options.maxMessageBytes ?? 1 << 20);
-  return openRingStream(sessions(t).get(address), request, decoder, options.onChunk ?? (() => {}));
+function open(t: import('ava').ExecutionContext, address: string, maxMessageBytes = 1 << 20) {
+  const seen = recordChunks();
+  const decoder = new ChunkStreamDecoder(maxMessageBytes, seen.listener);
+  return { ...openRingStream(sessions(t).get(address), request, decoder), received: seen.chunks };
 }
 
 const chunk = (index: number, values: number): ChunkMsg => ({
@@ -54,10 +52,10 @@ test('openRingStream delivers every chunk and resolves when the sender ends the 
     sink.accept();
     for (let i = 0; i < 5; i++) await sink.write(chunk(i, 30_000), signal);
   });
-  const received: ReceivedChunk[] = [];
-  const call = open(t, address, { onChunk: (c) => received.push(c) });
+  const call = open(t, address);
   await call.accepted;
   await call.done;
+  const { received } = call;
   t.deepEqual(seen, { generation: 4, fromRank: 1, layoutHash: 'L' });
   t.deepEqual(
     received.map((c) => c.chunk),
@@ -118,7 +116,7 @@ test('cancel ends the call on the sender and rejects done with the reason', asyn
 
 test('a message above the decoder limit cancels the call with a PROTOCOL error', async (t) => {
   const peer = waitingPeer(t, chunk(0, 1000));
-  const call = open(t, await peer.address, { maxMessageBytes: 1000 });
+  const call = open(t, await peer.address, 1000);
   const err = await t.throwsAsync(call.done);
   t.true(isClusterError(err, 'PROTOCOL'), String(err));
   t.regex(err!.message, /exceeds the 1000-byte limit/);

@@ -2,7 +2,7 @@ import test from 'ava';
 import { ClusterError, isClusterError } from '../../../shared/errors.js';
 import { fp16ErrorBound } from '../../../worker/allreduce/fp16.js';
 import { createMemoryRing, type MemoryTransport } from '../../../worker/allreduce/memory-transport.js';
-import { addInto, ringAllReduce } from '../../../worker/allreduce/ring.js';
+import { ringAllReduce } from '../../../worker/allreduce/ring.js';
 import type { ChunkKey, ChunkMsg, RingTransport } from '../../../worker/allreduce/transport.js';
 import { exactSum, firstMismatch, rankInputs, reduceRank, runRing, settleWithin } from './ring-fixtures.js';
 
@@ -219,17 +219,4 @@ test('a message with the wrong offset is a PROTOCOL error, not a silent sum', as
   const r1 = results[1]!;
   t.is(r1.status, 'rejected');
   if (r1.status === 'rejected') t.true(isClusterError(r1.reason, 'PROTOCOL'), String(r1.reason));
-});
-
-test('addInto adds element-wise for every length around its unrolling', (t) => {
-  for (let n = 0; n <= 19; n++) {
-    const dst = Float32Array.from({ length: n }, (_, i) => i);
-    const src = Float32Array.from({ length: n }, (_, i) => 100 * i + 0.5);
-    addInto(dst, src);
-    t.deepEqual(
-      [...dst],
-      Array.from({ length: n }, (_, i) => 101 * i + 0.5),
-      `length ${n}`,
-    );
-  }
 });
