@@ -50,11 +50,11 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 
 /**
  * Node.js flags for a process that runs the gRPC ring; spawners put them on the node command line
- * (execArgv: V8 refuses them in NODE_OPTIONS and v8.setFlagsFromString is too late). Measured
- * with `bench allreduce` (2 processes, 64 MiB): gRPC allocates and drops ~250 MiB of 1 MiB
- * buffers per all-reduce and rank; with V8's default initial old-generation size a small heap
- * (~12 MB) sits at its limit and that churn triggers ~5 mark-compacts per all-reduce (~270 ms CPU
- * per rank); from 64 MB up, ~1 (~170 ms). Measured on the shared 2-core machine under load.
+ * (execArgv: V8 refuses them in NODE_OPTIONS and v8.setFlagsFromString is too late). With V8's
+ * default initial old-generation limit, a small heap (~11 MB live) sits just below it, and the
+ * few MB an all-reduce promotes start a mark-compact every time: measured with `bench allreduce`
+ * (2 processes, 64 MiB, 2 MiB chunks), 70 mark-compacts in 22 all-reduces and ~105 ms CPU per
+ * all-reduce and rank without the flag, 6 (at startup) and ~68 ms with it. Shared 2-core machine.
  */
 export const RING_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=128'];
 
