@@ -22,6 +22,7 @@ import {
   type WireChunk,
 } from './allreduce/chunk-codec.js';
 import { joinPayload, payloadByteLength, payloadParts } from './allreduce/payload.js';
+import { SendQueue } from './allreduce/send-queue.js';
 import type { ChunkDtype, ChunkHeader, ChunkMsg } from './allreduce/transport.js';
 
 export type { WireChunk };
@@ -202,17 +203,17 @@ function createSink(call: OpenRingCall): ChunkSink {
   stream?.on('error', lost);
   const pool = new EncodeBufferPool();
   const accept = () => call.sendMetadata(new Metadata());
+  const queue = new SendQueue<ChunkMsg>((msg) =>
+    stream ? writeFrame(stream, msg) : writeMessage(call, pool, msg),
+  );
   return {
     gone: gone.promise,
     accept,
     zeroCopy: stream !== undefined,
     write(msg, signal) {
-      let written: Promise<void>;
-      if (stream) {
-        if (!stream.headersSent) accept();
-        written = writeFrame(stream, msg);
-      } else written = writeMessage(call, pool, msg);
-      const failed = written.catch((err: unknown) => {
+      if (stream && !stream.headersSent) accept();
+      const failed = queue.push(msg, signal).catch((err: unknown) => {
+        if (signal.aborted && err === signal.reason) throw err;
         throw new ClusterError('PEER_LOST', `writing to ${peer} failed`, { cause: err });
       });
       return raceAbort(Promise.race([failed, gone.promise]), signal);
