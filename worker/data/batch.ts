@@ -1,8 +1,7 @@
 /**
- * A batch of prepared samples, read and decoded concurrently. Every sample of the batch is in flight at
- * once (unless a TaskQueue caps the decodes): sharp and node:fs queue their jobs on the libuv pool, which
- * works through them in the order queued without needing the main thread, so a long synchronous step
- * on the main thread blocks only the short continuations between jobs, not the jobs themselves.
+ * A batch of prepared samples, read and prepared concurrently: every sample of the batch is in flight at
+ * once (unless a TaskQueue caps the preparations), each prepared as soon as its read is done, by
+ * prepareSample or by the given preparer (the prefetcher uses the prepare thread, prepare-thread.ts).
  *
  * Bad input (issue 6): a sample whose data is corrupt (RecordIO framing, image, label or annotation:
  * ClusterError codes RECORDIO, IMAGE, ANNOTATION) is, with onBadRecord 'skip' (the default), left out
@@ -47,7 +46,15 @@ export interface LoadBatchOptions extends PrepareOptions {
   queue?: TaskQueue;
   /** Reads of `indices` already started (same order), e.g. by a prefetcher; default: read here. */
   reads?: readonly Promise<DatasetSample>[];
+  /** Runs prepareSample's work; default prepareSample itself, on this thread (see prepare-thread.ts). */
+  preparer?: Preparer;
 }
+
+export type Preparer = (
+  sample: DatasetSample,
+  options: PrepareOptions,
+  into?: Float32Array,
+) => Promise<PreparedSample>;
 
 const DATA_ERROR_CODES = new Set(['RECORDIO', 'IMAGE', 'ANNOTATION']);
 
@@ -75,14 +82,17 @@ export async function loadBatch(
   const { queue } = options;
   const cancel = new AbortController();
   const signal = linkSignals(options.signal, cancel.signal);
+  const preparer = options.preparer ?? prepareSample;
   const prepare = (sample: DatasetSample, at: number) =>
-    prepareSample(sample, options, buffer.subarray(at * slot, (at + 1) * slot));
+    preparer(sample, options, buffer.subarray(at * slot, (at + 1) * slot));
   const loadOne = async (index: number, at: number): Promise<Outcome> => {
     try {
       signal.throwIfAborted();
       const sample = await (options.reads?.[at] ?? dataset.read(index, signal));
       signal.throwIfAborted();
-      return { ok: await (queue ? queue.run(() => prepare(sample, at), signal) : prepare(sample, at)) };
+      const ok = await (queue ? queue.run(() => prepare(sample, at), signal) : prepare(sample, at));
+      signal.throwIfAborted();
+      return { ok };
     } catch (err) {
       if (options.onBadRecord === 'fail' || !isBadRecordError(err)) throw err;
       return { bad: { index, source: dataset.sourceOf(index), reason: errorMessage(err) } };

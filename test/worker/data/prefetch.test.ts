@@ -1,9 +1,16 @@
-import { setImmediate } from 'node:timers/promises';
+import { setImmediate as turn } from 'node:timers/promises';
 import test from 'ava';
 import { deferred } from '../../../shared/abort.js';
 import { isAbortError, isClusterError } from '../../../shared/errors.js';
+import type { LoadedBatch, Preparer } from '../../../worker/data/batch.js';
 import type { Dataset } from '../../../worker/data/dataset.js';
-import { createPrefetcher, type Prefetcher, READ_CONCURRENCY } from '../../../worker/data/prefetch.js';
+import {
+  createPrefetcher,
+  type Prefetcher,
+  type PrefetchOptions,
+  READ_CONCURRENCY,
+} from '../../../worker/data/prefetch.js';
+import { prepareSample } from '../../../worker/data/prepare.js';
 import { createTaskQueue, type TaskQueue } from '../../../worker/data/task-queue.js';
 import { gatedDataset } from './fixtures.js';
 
@@ -132,7 +139,7 @@ test('the prefetcher reads `depth` batches ahead but decodes only the first `dec
   const options = { ...prepare, depth: 4, decodeDepth: 1, queue };
   const prefetcher = track(t, createPrefetcher(dataset, steps, options));
   t.deepEqual((await prefetcher.next())?.indices, [0, 1]);
-  await setImmediate(); // the refill that taking batch 0 scheduled
+  await turn(); // the refill that taking batch 0 scheduled
   t.deepEqual([...dataset.readsStarted].sort(byNumber), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   t.is(queue.runs, 4, 'batches 0 and 1 decoded; 2 and 3 read but not decoded');
 });
@@ -142,10 +149,10 @@ test('the prefetcher keeps at most READ_CONCURRENCY reads in flight and starts t
   const dataset = await gatedDataset(t, size);
   const all = Array.from({ length: size }, (_, i) => i);
   const prefetcher = track(t, createPrefetcher(dataset, [all], { ...prepare, depth: 1 }));
-  await setImmediate();
+  await turn();
   t.deepEqual(dataset.readsStarted, all.slice(0, READ_CONCURRENCY));
   dataset.gate(5).resolve();
-  await setImmediate();
+  await turn();
   t.deepEqual(dataset.readsStarted, all.slice(0, READ_CONCURRENCY + 1));
   for (const i of all) dataset.gate(i).resolve();
   t.deepEqual((await prefetcher.next())?.indices, all);
@@ -162,36 +169,15 @@ test('next() called again and again without yielding still hands out every batch
   );
 });
 
-test('taking a batch starts the next step only after the consumer has continued', async (t) => {
-  const gated = await gatedDataset(t, 4);
-  for (let i = 0; i < 4; i++) gated.gate(i).resolve();
-  // Not an image: each sample is skipped without a decoder job, so a batch completes in microtasks.
-  const dataset = {
-    ...gated,
-    read: async (i: number, signal?: AbortSignal) => ({
-      ...(await gated.read(i, signal)),
-      image: Buffer.from('GIF89a'),
-    }),
-  };
-  const prefetcher = track(t, createPrefetcher(dataset, [[0], [1], [2], [3]], { ...prepare, depth: 2 }));
-  t.deepEqual(
-    (await prefetcher.next())?.skipped.map((s) => s.index),
-    [0],
-  );
-  t.deepEqual(gated.readsStarted, [0, 1], 'no work for step 2 ran ahead of this continuation');
-  await setImmediate();
-  t.deepEqual(gated.readsStarted, [0, 1, 2]);
-});
-
 test('closing the prefetcher right after next() starts no further reads', async (t) => {
   const dataset = await gatedDataset(t, 4);
   const prefetcher = createPrefetcher(dataset, [[0], [1], [2], [3]], { ...prepare, depth: 2 });
-  await setImmediate();
+  await turn();
   t.deepEqual(dataset.readsStarted, [0, 1]);
   const first = prefetcher.next();
   await prefetcher.close();
   await t.throwsAsync(first);
-  await setImmediate();
+  await turn();
   t.deepEqual(dataset.readsStarted, [0, 1]);
 });
 
@@ -200,4 +186,43 @@ test('createPrefetcher rejects a decodeDepth below 1', (t) => {
     instanceOf: RangeError,
     message: /decodeDepth/,
   });
+});
+
+test('the prefetcher prepares on the prepare thread by default, with the same result as prepareSample', async (t) => {
+  const dataset = await gatedDataset(t, 6);
+  for (let i = 0; i < 6; i++) dataset.gate(i).resolve();
+  const steps = [
+    [0, 1, 2],
+    [3, 4, 5],
+  ];
+  const collect = async (options: PrefetchOptions) => {
+    const batches: LoadedBatch[] = [];
+    for await (const batch of track(t, createPrefetcher(dataset, steps, options))) batches.push(batch);
+    return batches;
+  };
+  const onThread = await collect(prepare);
+  t.is(onThread.length, 2);
+  t.deepEqual(onThread, await collect({ ...prepare, preparer: prepareSample }));
+});
+
+test('next() lets the event loop turn once even when the batch it hands out is ready', async (t) => {
+  const dataset = await gatedDataset(t, 3);
+  for (let i = 0; i < 3; i++) dataset.gate(i).resolve();
+  // Reads and preparation that finish in microtasks: only next() itself can make the loop turn.
+  const preparer: Preparer = async (sample, _options, into) => ({
+    index: sample.index,
+    pixels: into ?? new Float32Array(SIZE * SIZE * 3),
+    gt: sample.gt,
+    originalWidth: 24,
+    originalHeight: 24,
+  });
+  const prefetcher = track(t, createPrefetcher(dataset, [[0], [1], [2]], { ...prepare, preparer }));
+  for (const index of [0, 1, 2]) {
+    let turned = false;
+    setImmediate(() => {
+      turned = true;
+    });
+    t.deepEqual((await prefetcher.next())?.indices, [index]);
+    t.true(turned, `batch ${index}`);
+  }
 });

@@ -1,0 +1,164 @@
+/**
+ * Sample preparation (prepare.ts) on a thread of its own. A training step keeps the main thread busy
+ * for hundreds of milliseconds at a time and, between steps, hardly lets the event loop turn; every
+ * sample prepared there costs it ~0.5 ms (augmentation plan, sharp's call set-up and completion,
+ * composing the input) and can only move on when the loop turns. On this thread the same work runs
+ * while the main thread computes, and what reaches the main thread is one message per sample.
+ *
+ * Protocol (one thread per process, shared by every batch):
+ *   1. prepareOnThread posts { id, sample, options }, transferring a copy of the encoded image (the
+ *      sample's bytes may be a view of a larger buffer, which must be neither detached nor cloned whole).
+ *   2. The thread (prepare-thread-main.ts) runs prepareSample and answers { id, ok } with the pixels
+ *      transferred, or { id, error: { code, message } }, which comes back as a ClusterError with that
+ *      code and message (so batch.ts still tells bad records from other failures).
+ *   3. The thread starts on first use and is ref'd only while jobs are pending: it keeps a process that
+ *      waits for an answer alive and never keeps an idle one. If it dies, its pending jobs reject with
+ *      an INTERNAL error and the next job starts a new thread.
+ * There is no abort per job: a job takes milliseconds, and the caller checks its signal on the answer.
+ */
+import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { ClusterError, type ClusterErrorCode, errorMessage } from '../../shared/errors.js';
+import type { DatasetSample } from './dataset.js';
+import { checkPrepareOptions, type PreparedSample, type PrepareOptions } from './prepare.js';
+
+export interface PrepareJob {
+  id: number;
+  sample: DatasetSample;
+  options: PrepareOptions;
+}
+
+export type PrepareReply =
+  | { id: number; ok: PreparedSample }
+  | { id: number; error: { code: ClusterErrorCode; message: string } };
+
+interface Pending {
+  resolve(sample: PreparedSample): void;
+  reject(err: unknown): void;
+  into: Float32Array | undefined;
+  /** S*S*3 floats. */
+  length: number;
+}
+
+class PrepareThread {
+  private readonly worker: Worker;
+  /** Answers arrive here: as events when the loop turns, or pulled at once by collect(). */
+  private readonly answers: MessagePort;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+  private dead = false;
+
+  constructor(private readonly onDead: (thread: PrepareThread) => void) {
+    const { port1, port2 } = new MessageChannel();
+    this.answers = port1;
+    // No inherited execArgv: the boot file registers tsx itself, and flags meant for the main script
+    // (--input-type, --eval) break a thread.
+    this.worker = new Worker(new URL('./prepare-thread-boot.mjs', import.meta.url), {
+      execArgv: [],
+      workerData: { answers: port2 },
+      transferList: [port2],
+    });
+    this.worker.unref();
+    this.answers.on('message', (reply: PrepareReply) => this.settle(reply));
+    this.answers.unref();
+    this.worker.on('error', (err) => this.die(err));
+    this.worker.on('exit', (code) => this.die(new Error(`the thread exited with code ${code}`)));
+  }
+
+  prepare(sample: DatasetSample, options: PrepareOptions, into?: Float32Array): Promise<PreparedSample> {
+    const id = this.nextId++;
+    // A copy with a buffer of its own, to transfer; the thread sees a Uint8Array, which is all sharp and
+    // the header readers need.
+    const image = new Uint8Array(sample.image);
+    const job: PrepareJob = {
+      id,
+      sample: { index: sample.index, image: image as Buffer, gt: sample.gt, source: sample.source },
+      options: pickPrepareOptions(options),
+    };
+    return new Promise<PreparedSample>((resolve, reject) => {
+      if (this.pending.size === 0) this.answers.ref();
+      const length = options.imageShape * options.imageShape * 3;
+      this.pending.set(id, { resolve, reject, into, length });
+      this.worker.postMessage(job, [image.buffer]);
+    });
+  }
+
+  /** Settles the jobs whose answers have arrived but not yet been dispatched, without a loop turn. */
+  collect(): void {
+    for (let m = receiveMessageOnPort(this.answers); m !== undefined; m = receiveMessageOnPort(this.answers))
+      this.settle(m.message as PrepareReply);
+  }
+
+  /** Rejects the pending jobs first, so that an answer racing the termination is dropped. */
+  async terminate(): Promise<void> {
+    this.die(new Error('the thread was stopped'));
+    await this.worker.terminate();
+    this.answers.close();
+  }
+
+  private settle(reply: PrepareReply): void {
+    const job = this.pending.get(reply.id);
+    if (job === undefined) return;
+    this.forget(reply.id);
+    if ('error' in reply) {
+      job.reject(new ClusterError(reply.error.code, reply.error.message));
+    } else if (reply.ok.pixels.length !== job.length) {
+      const sizes = `${reply.ok.pixels.length} floats for an output of ${job.length}`;
+      job.reject(new ClusterError('INTERNAL', `prepare thread: ${sizes}`));
+    } else {
+      job.into?.set(reply.ok.pixels);
+      job.resolve({ ...reply.ok, pixels: job.into ?? reply.ok.pixels });
+    }
+  }
+
+  private forget(id: number): void {
+    this.pending.delete(id);
+    if (this.pending.size === 0) this.answers.unref();
+  }
+
+  private die(err: unknown): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.onDead(this);
+    const failure = new ClusterError('INTERNAL', `prepare thread: ${errorMessage(err)}`, { cause: err });
+    for (const [id, job] of this.pending) {
+      this.forget(id);
+      job.reject(failure);
+    }
+  }
+}
+
+/** Only the plain-data fields: the caller's options may hold signals, loggers and queues. */
+function pickPrepareOptions(options: PrepareOptions): PrepareOptions {
+  const { imageShape, train, seed, epoch, mean, std } = options;
+  return { imageShape, train, seed, epoch, mean, std };
+}
+
+let shared: PrepareThread | null = null;
+
+/** prepareSample (same arguments, same result) run on the process's prepare thread. */
+export function prepareOnThread(
+  sample: DatasetSample,
+  options: PrepareOptions,
+  into?: Float32Array,
+): Promise<PreparedSample> {
+  checkPrepareOptions(options);
+  shared ??= new PrepareThread((thread) => {
+    if (shared === thread) shared = null;
+  });
+  return shared.prepare(sample, options, into);
+}
+
+/**
+ * Settles every job whose answer has arrived, now. Answers are otherwise dispatched when the event loop
+ * turns, which a trainer between two steps may not let it do before it asks for the next batch.
+ */
+export function collectThreadAnswers(): void {
+  shared?.collect();
+}
+
+/** Stops the shared thread (pending jobs reject); the next job starts a new one. Idempotent. */
+export async function closePrepareThread(): Promise<void> {
+  const thread = shared;
+  shared = null;
+  await thread?.terminate();
+}
