@@ -118,9 +118,9 @@ export interface PeerHandler {
 }
 
 /**
- * Recycled buffers for encoded chunks. A buffer goes back when grpc-js reports its write done:
- * grpc-js copies a message into its own frame while writing it, so nothing reads it by then.
- * Without this every sent chunk costs two fresh 1 MiB allocations instead of one.
+ * Recycled buffers for encoded chunks, when the sink writes through grpc-js (no reachable HTTP/2
+ * stream). A buffer goes back when grpc-js reports its write done: grpc-js copies a message into
+ * its own frame while writing it, so nothing reads it by then.
  */
 class EncodeBufferPool {
   private readonly free: Buffer[] = [];
