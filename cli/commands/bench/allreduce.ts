@@ -31,7 +31,7 @@ Options:
   --iterations K              timed iterations (default 5)
   --warmup W                  untimed iterations first (default 1)
   --gradient-compression C    none | fp16 (default none)
-  --chunk-kb K                KiB of float32 per ring message (default 1024)
+  --chunk-kb K                KiB of float32 per ring message (default 2048)
   --bucket-mb B               MiB per gradient bucket (default 25)
   --seed N                    input seed (default 1)
   --timeout-ms T              deadline of every wait (default 120000)
