@@ -1,4 +1,4 @@
-import { type Deferred, deferred, raceAbort, sleep } from '../../shared/abort.js';
+import { type Deadline, type Deferred, deadline, deferred, raceAbort, sleep } from '../../shared/abort.js';
 import { ClusterError, errorMessage, isClusterError } from '../../shared/errors.js';
 import { type Logger, noopLogger } from '../../shared/logging.js';
 import type { ServerStreamHandle } from '../../shared/rpc/client.js';
@@ -21,8 +21,6 @@ import { neighbours } from './schedule.js';
 import {
   type ChunkKey,
   type ChunkMsg,
-  type Deadline,
-  deadline,
   type PayloadReceiver,
   type RingTransport,
   staleError,

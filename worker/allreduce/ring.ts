@@ -28,6 +28,7 @@
  *     offset, length or dtype is a PROTOCOL error before any of its bytes is applied.
  */
 import { setMaxListeners } from 'node:events';
+import { type Deadline, deadline } from '../../shared/abort.js';
 import { ClusterError, ConfigError } from '../../shared/errors.js';
 import { copyF16Into, encodeF16 } from './fp16.js';
 import { RangeReceiver } from './range-receiver.js';
@@ -44,8 +45,6 @@ import {
   type ChunkDtype,
   type ChunkKey,
   type ChunkMsg,
-  type Deadline,
-  deadline,
   feedPayload,
   type RingTransport,
 } from './transport.js';

@@ -86,34 +86,5 @@ export function staleError(generation: number, current: number): ClusterError {
   );
 }
 
-export interface Deadline {
-  /** Aborts when the parent does or when the time is up (reason: a TimeoutError DOMException). */
-  readonly signal: AbortSignal;
-  /** True once the timer (not the parent) has aborted `signal`. */
-  readonly timedOut: boolean;
-  /** Stops the timer (idempotent); call it once the guarded wait is over. */
-  clear(): void;
-}
-
-/**
- * `parent` or a timer of `ms`, whichever comes first. Unlike composing AbortSignal.timeout with
- * AbortSignal.any (shared/abort.ts withDeadline), the timer cannot be lost: on Node 20 a composed
- * AbortSignal.timeout that nothing else references never fires once a GC has run
- * (nodejs/node#57736, reproduced here with --expose-gc). The timer is unref'd.
- */
-export function deadline(parent: AbortSignal, ms: number): Deadline {
-  const controller = new AbortController();
-  const timer = setTimeout(
-    () => controller.abort(new DOMException(`timed out after ${ms} ms`, 'TimeoutError')),
-    ms,
-  );
-  timer.unref();
-  const signal = AbortSignal.any([parent, controller.signal]);
-  return {
-    signal,
-    get timedOut() {
-      return controller.signal.aborted && signal.reason === controller.signal.reason;
-    },
-    clear: () => clearTimeout(timer),
-  };
-}
+/** Re-exported for cli/commands/bench/allreduce.ts, which still imports it from here. */
+export { type Deadline, deadline } from '../../shared/abort.js';
