@@ -1,6 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { deadline } from '../../../shared/abort.js';
 import { ClusterError, UsageError } from '../../../shared/errors.js';
 import { Inbox } from '../../../worker/allreduce/bench-inbox.js';
 import type { MemberConfig, MemberMessage, ParentMessage } from '../../../worker/allreduce/bench-member.js';
@@ -11,7 +12,6 @@ import {
   type GradientCompression,
   MAX_CHUNK_BYTES,
 } from '../../../worker/allreduce/ring.js';
-import { deadline } from '../../../worker/allreduce/transport.js';
 import { intFlag, numberFlag, parseCommandArgs } from '../../args.js';
 import { type CliCommand, writeJsonLine } from '../../command.js';
 
