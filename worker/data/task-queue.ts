@@ -10,10 +10,7 @@ export interface TaskQueue {
   run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T>;
 }
 
-/** The libuv thread pool's default size (4 threads). */
-export const DEFAULT_PREPARE_CONCURRENCY = 4;
-
-export function createTaskQueue(concurrency = DEFAULT_PREPARE_CONCURRENCY): TaskQueue {
+export function createTaskQueue(concurrency: number): TaskQueue {
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
     throw new RangeError(`createTaskQueue: concurrency must be an integer >= 1, got ${concurrency}`);
   }
