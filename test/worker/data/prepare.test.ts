@@ -4,7 +4,6 @@ import sharp from 'sharp';
 import { isClusterError } from '../../../shared/errors.js';
 import { createRng, RNG_STREAM } from '../../../shared/random.js';
 import { planTrainTransform } from '../../../worker/data/augment.js';
-import { readImageSize } from '../../../worker/data/decode.js';
 import {
   foldNormalisation,
   IMAGENET_MEAN,
@@ -136,15 +135,6 @@ test('prepareSample turns grey PNGs into three normalised channels', async (t) =
     const want = (128 / 255 - IMAGENET_MEAN[c]!) / IMAGENET_STD[c]!;
     t.true(Math.abs(out.pixels[c]! - want) < 1e-5);
   }
-});
-
-test('readImageSize reports the upright size of an EXIF-rotated JPEG', async (t) => {
-  const raw = Buffer.alloc(40 * 20 * 3, 90);
-  const rotated = await sharp(raw, { raw: { width: 40, height: 20, channels: 3 } })
-    .jpeg()
-    .withMetadata({ orientation: 6 })
-    .toBuffer();
-  t.deepEqual(await readImageSize(rotated, 'rotated.jpg'), { width: 20, height: 40 });
 });
 
 test('a truncated JPEG fails with an IMAGE error naming the sample source', async (t) => {
