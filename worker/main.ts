@@ -328,7 +328,7 @@ async function trainGenerations(
         ctx.stateProvider.offerState(a.generation, a.start!.globalStep, job.trainer);
       }
       job.ring.rank = a.rank;
-      if (a.worldSize > 1) await snapshots.record(job.trainer);
+      if (a.worldSize > 1) snapshots.record(job.trainer);
       await transport.join(
         {
           generation: a.generation,
@@ -463,11 +463,9 @@ function clusterCollective(
         session.generationSignal,
       );
       if (d.stop) setWriter(d.writerRank === a.rank);
-      job.metrics.onEpoch({
-        epoch,
-        validationMap: rows && !Number.isNaN(d.validationMap) ? d.validationMap : null,
-      });
-      return { validationMap: rows && !Number.isNaN(d.validationMap) ? d.validationMap : null, stop: d.stop };
+      const validationMap = rows && !Number.isNaN(d.validationMap) ? d.validationMap : null;
+      job.metrics.onEpoch({ epoch, validationMap });
+      return { validationMap, stop: d.stop };
     },
   };
 }
