@@ -68,7 +68,7 @@ export function readTensorsInto(
       namesChanged ||= !entry;
       entry = { shape: [...tensor.shape], values: new Float32Array(tensor.size) };
       target.set(name, entry);
-    } else if (!sameShape(entry.shape, tensor.shape)) {
+    } else if (!tf.util.arraysEqual(entry.shape, tensor.shape)) {
       entry.shape = [...tensor.shape];
     }
     readTensorInto(tf, tensor, entry.values);
@@ -82,10 +82,4 @@ export function readTensorsInto(
     for (const [name, entry] of entries) target.set(name, entry);
   }
   return target;
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
