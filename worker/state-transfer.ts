@@ -124,7 +124,7 @@ export async function fetchState(
   const tensors: Buffer[] = [];
   const onChunk = (chunk: StateChunk) => {
     if (stateJson === undefined) stateJson = Buffer.from(chunk.stateJson);
-    else tensors.push(Buffer.from(chunk.tensors));
+    else tensors.push(chunk.tensors); // copied once, by the concat below
   };
   await withDeadline(
     signal,
