@@ -22,10 +22,13 @@ export interface WireChunk {
   data: Uint8Array;
 }
 
-const GRPC_FRAME_PREFIX_BYTES = 5;
+/** Compressed flag + big-endian message length before every gRPC message. */
+export const GRPC_FRAME_PREFIX_BYTES = 5;
 const DTYPE_CODES = { DTYPE_F32: 0, DTYPE_F16: 1 } as const;
-const DTYPE_NAMES = ['DTYPE_F32', 'DTYPE_F16'] as const;
-const VARINT_FIELDS = ['generation', 'round', 'step', 'bucket', 'chunk', 'offset'] as const;
+/** Field 7's values by code. */
+export const DTYPE_NAMES = ['DTYPE_F32', 'DTYPE_F16'] as const;
+/** Fields 1-6 (varints), in field-number order. */
+export const VARINT_FIELDS = ['generation', 'round', 'step', 'bucket', 'chunk', 'offset'] as const;
 const TAG_DATA = (8 << 3) | 2;
 const TAG_PADDING = (9 << 3) | 2;
 

@@ -1,5 +1,5 @@
 import { ClusterError } from '../../shared/errors.js';
-import type { ChunkHead } from './chunk-codec.js';
+import { type ChunkHead, DTYPE_NAMES, GRPC_FRAME_PREFIX_BYTES, VARINT_FIELDS } from './chunk-codec.js';
 
 /**
  * Push decoder for the response body of Peer.OpenRing (pure: byte slices in, chunks out), the
@@ -25,16 +25,13 @@ export interface ChunkStreamListener {
   end(): void;
 }
 
-const PREFIX_BYTES = 5;
-const DTYPE_NAMES = ['DTYPE_F32', 'DTYPE_F16'] as const;
-const VARINT_FIELDS = ['generation', 'round', 'step', 'bucket', 'chunk', 'offset'] as const;
 const FIELD_DATA = 8;
 
 type State = 'prefix' | 'key' | 'varint' | 'length' | 'payload' | 'skip';
 
 export class ChunkStreamDecoder {
   private state: State = 'prefix';
-  private readonly prefix = new Uint8Array(PREFIX_BYTES);
+  private readonly prefix = new Uint8Array(GRPC_FRAME_PREFIX_BYTES);
   private prefixFilled = 0;
   /** Bytes of the current message still to come. */
   private messageLeft = 0;
@@ -67,10 +64,10 @@ export class ChunkStreamDecoder {
   }
 
   private readPrefix(slice: Uint8Array, pos: number): number {
-    const n = Math.min(PREFIX_BYTES - this.prefixFilled, slice.length - pos);
+    const n = Math.min(GRPC_FRAME_PREFIX_BYTES - this.prefixFilled, slice.length - pos);
     this.prefix.set(slice.subarray(pos, pos + n), this.prefixFilled);
     this.prefixFilled += n;
-    if (this.prefixFilled < PREFIX_BYTES) return pos + n;
+    if (this.prefixFilled < GRPC_FRAME_PREFIX_BYTES) return pos + n;
     this.prefixFilled = 0;
     if (this.prefix[0] !== 0) throw protocol('compressed messages are not supported');
     const length = new DataView(this.prefix.buffer).getUint32(1);
