@@ -5,6 +5,7 @@ import { type BackendName, parseBackendName } from '../../worker/backend/backend
 import { formatPrediction } from '../../worker/inference/prediction-json.js';
 import { DEFAULT_MAX_BATCH, loadPredictor } from '../../worker/inference/predictor.js';
 import { intFlag, numberFlag, parseCommandArgs, requireFlag } from '../args.js';
+import { parseThreadsFlag } from '../cluster-options.js';
 import type { CliCommand } from '../command.js';
 
 /** The flags of predict and serve that say which model to load and how to run it. */
@@ -46,7 +47,7 @@ export function compileModelSettings(
     scoreThreshold,
     maxBatch: intFlag('batch-size', values['batch-size'], { min: 1, max: 256 }) ?? DEFAULT_MAX_BATCH,
     backend: parseBackendName(values.backend ?? 'auto'),
-    threads: intFlag('threads', values.threads, { min: 1, max: 8 }),
+    threads: parseThreadsFlag(values.threads),
   };
 }
 

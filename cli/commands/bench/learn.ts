@@ -16,6 +16,7 @@ import { type BackendName, parseBackendName } from '../../../worker/backend/back
 import { runTraining } from '../../../worker/train/run-training.js';
 import { trainingHost } from '../../../worker/train/sagemaker-log.js';
 import { intFlag, parseCommandArgs } from '../../args.js';
+import { parseThreadsFlag } from '../../cluster-options.js';
 import { type CliCommand, writeJsonLine } from '../../command.js';
 
 /**
@@ -92,7 +93,7 @@ export const command: CliCommand = {
     });
     const started = performance.now();
     const backend: BackendName = parseBackendName(values.backend ?? 'auto');
-    const threads = intFlag('threads', values.threads, { min: 1, max: 8 });
+    const threads = parseThreadsFlag(values.threads);
     const seed = intFlag('seed', values.seed, { min: 0 }) ?? 0;
     const dir = synthCacheDir(values.cache ?? path.join(tmpdir(), 'ssd-cluster-bench-learn'), SYNTH_DEFAULTS);
     const hp = await loadHyperparameters(values, {

@@ -5,6 +5,7 @@ import { createSsdModel } from '../../../worker/model/ssd.js';
 import { createOptimizer } from '../../../worker/train/optimizers.js';
 import { createTrainStep, type StepBatch } from '../../../worker/train/step.js';
 import { intFlag, parseCommandArgs } from '../../args.js';
+import { parseThreadsFlag } from '../../cluster-options.js';
 import { type CliCommand, writeJsonLine } from '../../command.js';
 import { parseBaseNetwork } from '../model-info.js';
 
@@ -71,7 +72,7 @@ export const command: CliCommand = {
     const numClasses = intFlag('num-classes', values['num-classes'], { min: 1 }) ?? 20;
     const warmup = intFlag('warmup', values.warmup, { min: 0 }) ?? 1;
     const steps = intFlag('steps', values.steps, { min: 1 }) ?? 3;
-    const threads = intFlag('threads', values.threads, { min: 1, max: 8 });
+    const threads = parseThreadsFlag(values.threads);
     const backend = await initBackend(parseBackendName(values.backend ?? 'auto'), {
       logger: ctx.logger,
       threads,
