@@ -43,11 +43,8 @@ Benchmarks:
 
 Run 'ssd-cluster bench NAME --help' for a benchmark's options.
 `,
+  // --help never gets here: cli/main.ts answers it with helpFor.
   async run(argv, ctx) {
-    if (argv.includes('--help') || argv.includes('-h')) {
-      ctx.stdout.write(`${(await helpFor(argv)).trimEnd()}\n`);
-      return 0;
-    }
     const [name, ...rest] = argv;
     const { command: bench } = await loadBench(name);
     return bench.run(rest, ctx);
