@@ -76,12 +76,12 @@ type WireDtype = WireChunk['dtype'];
 const TO_WIRE: Record<ChunkDtype, WireDtype> = { f32: 'DTYPE_F32', f16: 'DTYPE_F16' };
 const FROM_WIRE: Record<string, ChunkDtype> = { DTYPE_F32: 'f32', DTYPE_F16: 'f16' };
 
-export function toWireHead(msg: ChunkMsg): ChunkHead {
+function toWireHead(msg: ChunkMsg): ChunkHead {
   const { generation, round, step, bucket, chunk, offset } = msg;
   return { generation, round, step, bucket, chunk, offset, dtype: TO_WIRE[msg.dtype] };
 }
 
-export function toWireChunk(msg: ChunkMsg): WireChunk {
+function toWireChunk(msg: ChunkMsg): WireChunk {
   return { ...toWireHead(msg), data: joinPayload(msg.bytes) };
 }
 
