@@ -85,6 +85,3 @@ export function staleError(generation: number, current: number): ClusterError {
     `generation ${generation} is over (current generation ${current})`,
   );
 }
-
-/** Re-exported for cli/commands/bench/allreduce.ts, which still imports it from here. */
-export { type Deadline, deadline } from '../../shared/abort.js';

@@ -1,8 +1,8 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import test from 'ava';
+import { deadline } from '../../../shared/abort.js';
 import { ClusterError } from '../../../shared/errors.js';
-import { deadline } from '../../../worker/allreduce/transport.js';
 
 /** A real garbage collection, to show a deadline survives one (Node 20's composed timeouts do not). */
 function collectGarbage(): void {
