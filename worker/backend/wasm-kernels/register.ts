@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
+import { sharedCastConfig, sharedIdentityConfig } from './shared-buffer.js';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
 
 /**
@@ -9,7 +10,8 @@ import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
  * - Conv2DBackpropFilter: missing;
  * - Conv2DBackpropInput: present but ~1 GFLOP/s and without dilation;
  * - MaxPoolGrad: present but wrong for windows without a positive value (see max-pool-grad.ts);
- * - UnsortedSegmentSum: missing (gradient of gather).
+ * - UnsortedSegmentSum: missing (gradient of gather);
+ * - Identity and same-dtype Cast: present but copy the buffer; ours share it (shared-buffer.ts).
  * Found by test/worker/backend/gradient-probe.test.ts, which differentiates every op the models use.
  */
 export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
@@ -17,6 +19,8 @@ export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   conv2DBackpropInputConfig,
   maxPoolGradConfig,
   unsortedSegmentSumConfig,
+  sharedIdentityConfig,
+  sharedCastConfig,
 ];
 
 /** The stock configs we replaced, to put back in `unregisterWasmTrainingKernels`. */
