@@ -6,7 +6,11 @@ import { conv2DBackpropFilterConfig } from './wasm-kernels/conv2d-backprop-filte
  * - comparisons and logical ops: zero, as TensorFlow treats them (tfjs throws "gradient function
  *   not found for Less" as soon as a mask like where(abs(x) < 1, ...) of smooth L1 is on the tape);
  * - GatherNd: scatterND of dy back to the gathered positions (duplicates add up);
- * - Conv2D: tfjs-core's, plus dilation > 1 (VGG's atrous fc6), which tfjs-core refuses.
+ * - Conv2D: tfjs-core's, plus dilation > 1 (VGG's atrous fc6), which tfjs-core refuses;
+ * - Sum and Mean: dy times onesLike(x), both on the backend. tfjs-core's multiply dy by ones(x.shape),
+ *   filled in a JS array and uploaded: for every GroupNorm moments() of the tiny SSD that was a fresh
+ *   array of the activation's size, ~4.4 ms of a ~200 ms step plus the garbage (profiled). (broadcastTo
+ *   instead would be one Tile, but the wasm Tile made the whole step ~1.8x slower.)
  */
 type Saved = tf.Tensor[];
 
@@ -46,6 +50,28 @@ const gatherNdGradient: tf.GradConfig = {
     };
   },
 };
+
+/** `dy` of a reduction of x over `axis` (keepDims or not), spread back over x's shape. */
+function spreadBack(x: tf.Tensor, dy: tf.Tensor, axis: number | number[] | undefined): tf.Tensor {
+  const axes = tf.util.parseAxisParam(axis ?? x.shape.map((_, i) => i), x.shape);
+  const kept = x.shape.map((size, i) => (axes.includes(i) ? 1 : size));
+  return tf.mul(tf.reshape(dy, kept), tf.onesLike(x));
+}
+
+function reductionGradient(kernelName: 'Sum' | 'Mean'): tf.GradConfig {
+  return {
+    kernelName,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved: Saved, attrs) => {
+      const x = saved[0]!;
+      const axis = (attrs as { axis?: number | number[] }).axis;
+      if (kernelName === 'Sum') return { x: () => spreadBack(x, dy as tf.Tensor, axis) };
+      const axes = tf.util.parseAxisParam(axis ?? x.shape.map((_, i) => i), x.shape);
+      const count = axes.reduce((n, i) => n * x.shape[i]!, 1);
+      return { x: () => spreadBack(x, tf.div(dy as tf.Tensor, count), axis) };
+    },
+  };
+}
 
 type ConvAttrs = {
   strides: number | [number, number];
@@ -152,4 +178,6 @@ export function registerExtraGradients(): void {
   }
   if (tf.getGradient('GatherNd') === undefined) tf.registerGradient(gatherNdGradient);
   tf.registerGradient(conv2DGradient);
+  tf.registerGradient(reductionGradient('Sum'));
+  tf.registerGradient(reductionGradient('Mean'));
 }

@@ -92,3 +92,55 @@ test.serial(
     tf.dispose([params, indices, weights]);
   },
 );
+
+/** d/dx of sum(reduce(x, axis) * probe): probe at x's position with the reduced axes dropped, / n for mean. */
+function expectedReductionGradient(shape: number[], axes: number[], probe: Float32Array, mean: boolean) {
+  const keptShape = shape.map((size, i) => (axes.includes(i) ? 1 : size));
+  const count = axes.reduce((n, i) => n * shape[i]!, 1);
+  const total = shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(total);
+  for (let flat = 0; flat < total; flat++) {
+    let rest = flat;
+    let keptIndex = 0;
+    let stride = 1;
+    for (let d = shape.length - 1; d >= 0; d--) {
+      const coordinate = rest % shape[d]!;
+      rest = Math.floor(rest / shape[d]!);
+      keptIndex += (axes.includes(d) ? 0 : coordinate) * stride;
+      stride *= keptShape[d]!;
+    }
+    out[flat] = probe[keptIndex]! / (mean ? count : 1);
+  }
+  return out;
+}
+
+for (const [axis, keepDims] of [
+  [[1, 3], true],
+  [-1, false],
+  [0, false],
+  [undefined, false],
+] as const) {
+  test.serial(
+    `Sum and Mean over ${JSON.stringify(axis)} (keepDims ${keepDims}) differentiate to the spread dy on wasm and cpu`,
+    async (t) => {
+      const shape = [2, 3, 4, 5];
+      const axes = tf.util.parseAxisParam(axis === undefined ? [0, 1, 2, 3] : [...[axis].flat()], shape);
+      const x = seeded(shape, 7);
+      const reducedSize = shape.reduce((n, size, i) => (axes.includes(i) ? n : n * size), 1);
+      const probeValues = (seeded([reducedSize], 8).dataSync() as Float32Array).slice();
+      for (const mean of [false, true]) {
+        const f = (v: tf.Tensor) => {
+          const axisArg = axis === undefined ? undefined : typeof axis === 'number' ? axis : [...axis];
+          const r = mean ? tf.mean(v, axisArg, keepDims) : tf.sum(v, axisArg, keepDims);
+          return tf.sum(tf.mul(r, tf.reshape(tf.tensor1d(probeValues), r.shape)));
+        };
+        const expected = expectedReductionGradient(shape, axes, probeValues, mean);
+        for (const backend of ['wasm', 'cpu'] as const) {
+          const [dx] = await runOn(backend, () => tf.grad(f)(x));
+          t.true(relativeError(dx!, expected) < TIGHT, `${backend} ${mean ? 'mean' : 'sum'}`);
+        }
+      }
+      x.dispose();
+    },
+  );
+}
