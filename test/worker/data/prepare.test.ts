@@ -13,7 +13,7 @@ import {
 import { applyColourTransform } from '../../../worker/data/photometric.js';
 import { prepareSample } from '../../../worker/data/prepare.js';
 import { DOG_REC } from '../../helpers/recordio-fixtures.js';
-import { encodeRgb, type Rgb, rectangleSample } from './fixtures.js';
+import { encodeRgb, type Rgb, rectangleRgb, rectangleSample, rectGroundTruth } from './fixtures.js';
 
 const SEED = 5;
 const train = (epoch: number, imageShape = 64) => ({ imageShape, train: true, seed: SEED, epoch });
@@ -177,4 +177,28 @@ test('a JPEG rectangle sample decodes too (lossy input)', async (t) => {
   const out = await prepareSample(sample, train(2, 32));
   t.deepEqual([out.originalWidth, out.originalHeight], [64, 48]);
   t.is(out.pixels.length, 32 * 32 * 3);
+});
+
+test('an EXIF-rotated image prepares exactly as its upright twin (train and validation)', async (t) => {
+  const [w, h] = [40, 24]; // displayed size
+  const rect = { x: 6, y: 4, width: 18, height: 12 };
+  const upright = rectangleRgb(w, h, [rect], [240, 30, 60], [20, 90, 200]);
+  const stored = Buffer.alloc(upright.length); // h wide, w high: orientation 6 turns it 90 degrees right
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++)
+      upright.copy(stored, ((w - 1 - x) * h + y) * 3, (y * w + x) * 3, (y * w + x) * 3 + 3);
+  const rotated = await sharp(stored, { raw: { width: h, height: w, channels: 3 } })
+    .png()
+    .withMetadata({ orientation: 6 })
+    .toBuffer();
+  const gt = rectGroundTruth(w, h, [rect]);
+  const twin = { index: 3, image: await encodeRgb(upright, w, h), gt, source: 'upright.png' };
+  const turned = { ...twin, image: rotated, source: 'rotated.png' };
+  for (const options of [train(0, 32), train(1, 32), { imageShape: 32, train: false, seed: 0, epoch: 0 }]) {
+    const a = await prepareSample(twin, options);
+    const b = await prepareSample(turned, options);
+    t.deepEqual([b.originalWidth, b.originalHeight], [w, h]);
+    t.deepEqual(b.pixels, a.pixels, JSON.stringify(options));
+    t.deepEqual(b.gt, a.gt);
+  }
 });
