@@ -144,7 +144,8 @@ export function axisTaps(
       const factor = Math.max(1, size / scaledSize);
       const centre = ((u + 0.5) * size) / scaledSize;
       const one = pixelWeights(KERNELS[kind as keyof typeof KERNELS], centre, factor, size, loose, k * bound);
-      [begins[k], lengths[k]] = [one.start, one.length];
+      begins[k] = one.start;
+      lengths[k] = one.length;
     }
   }
   return packTaps(size, begins, lengths, loose, bound);
@@ -212,7 +213,10 @@ function horizontalPass(src: RgbImage, xs: AxisTaps, first: number, rows: number
       let a2 = 0;
       // Four taps at a time (unrolled), then the rest one by one.
       for (; w < groupsEnd; w += 4, s += 12) {
-        const [p, q, x, y] = [weights[w]!, weights[w + 1]!, weights[w + 2]!, weights[w + 3]!];
+        const p = weights[w]!;
+        const q = weights[w + 1]!;
+        const x = weights[w + 2]!;
+        const y = weights[w + 3]!;
         a0 = a0 + p * data[s]! + q * data[s + 3]! + x * data[s + 6]! + y * data[s + 9]!;
         a1 = a1 + p * data[s + 1]! + q * data[s + 4]! + x * data[s + 7]! + y * data[s + 10]!;
         a2 = a2 + p * data[s + 2]! + q * data[s + 5]! + x * data[s + 8]! + y * data[s + 11]!;
@@ -244,8 +248,15 @@ function sumFourRows(
   dst: Float64Array | Uint8ClampedArray,
   at: number,
 ): void {
-  const [r0, r1, r2, r3] = [rows[0]!, rows[1]!, rows[2]!, rows[3]!];
-  const [w0, w1, w2, w3] = [w[0]!, w[1]!, w[2]!, w[3]!];
+  // Plain locals, not array destructuring: V8 does not always elide the temporary array.
+  const r0 = rows[0]!;
+  const r1 = rows[1]!;
+  const r2 = rows[2]!;
+  const r3 = rows[3]!;
+  const w0 = w[0]!;
+  const w1 = w[1]!;
+  const w2 = w[2]!;
+  const w3 = w[3]!;
   if (sum === null && w0 === 1 && w1 === 0 && w2 === 0 && w3 === 0) {
     for (let e = 0; e < length; e++) dst[at + e] = mid[r0 + e]!;
   } else if (sum === null) {
