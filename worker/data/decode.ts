@@ -92,11 +92,13 @@ export async function readImageSize(image: Uint8Array, source: string): Promise<
  * libvips does the rest. The rule depends only on the image's size and the placement (and the
  * sample's interpolation), so a sample's pixels never depend on timing or the worker count.
  *
- * Why: a libvips call has a fixed cost of ~0.5 ms of CPU (~0.3 ms more for a JPEG) plus ~0.5-0.8 ms
- * for its resize and extract, while the JS path needs a decode of every pixel (one libvips call)
- * and ~1.5 ns per multiply-add (resampleWork). For small images (the 128 x 128 bench set) the JS
+ * Why: a libvips call costs ~0.2 ms of CPU however small the image (~0.45 ms for a JPEG), and a
+ * resize and extract add ~0.4-0.8 ms to it for small images; the JS path pays one whole-image decode
+ * and ~1-1.5 ns per multiply-add (resampleWork). For small images (the 128 x 128 bench set) the JS
  * path costs less; for large ones libvips wins: it shrinks JPEGs on load, decodes only as far as the
  * region reaches and resamples with SIMD. Measured on the shared 2-core VM with scratch scripts.
+ * The two paths agree within a level when shrinking; when enlarging, libvips samples half an output
+ * pixel left of and above the pixel-centre rule that resample.ts and the boxes follow.
  */
 export const JS_RESAMPLE_LIMITS = Object.freeze({ maxPixels: 256 * 256, maxWork: 600_000 });
 
