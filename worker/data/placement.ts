@@ -2,8 +2,9 @@
  * How a window of the original image becomes the S x S network input, as plain numbers (pure):
  *
  *   1. the whole decoded image is resized to scaledWidth x scaledHeight, the size at which the window
- *      spans S x S (rounded to whole pixels), so JPEG shrink-on-load applies and libvips only computes
- *      the pixels that are extracted next;
+ *      spans S x S (rounded to whole pixels): by libvips (JPEG shrink-on-load applies, and it computes
+ *      only the pixels extracted next) or, for small images, by resample.ts, which renders only the
+ *      region (decode.ts rendersInJs picks);
  *   2. `region` (in the resized image) is extracted: the part of the window the image covers;
  *   3. it lands at (left, top) of the output, the rest of which is mean fill.
  *
