@@ -1,8 +1,5 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { availableParallelism, loadavg } from 'node:os';
 import path from 'node:path';
-import { CLI_ENTRY } from '../../../coordinator/launcher.js';
 import { ClusterError, UsageError } from '../../../shared/errors.js';
 import { createStorage } from '../../../shared/storage/open-storage.js';
 import { defaultCacheRoot, ensureSynthDataset, synthCacheDir } from '../../../shared/synth/cache.js';
@@ -10,25 +7,35 @@ import { SYNTH_DEFAULTS, type SynthOptions } from '../../../shared/synth/synth-i
 import { parseBackendName } from '../../../worker/backend/backend.js';
 import { intFlag, parseCommandArgs } from '../../args.js';
 import { parseThreadsFlag } from '../../cluster-options.js';
-import { type CliCommand, type CliContext, writeJsonLine } from '../../command.js';
+import { type CliCommand, writeJsonLine } from '../../command.js';
+import { lastJsonObject, runCliChild } from './child.js';
+import { type ComputeCeiling, measureComputeCeiling } from './compute-ceiling.js';
 
 const usage = `Usage: ssd-cluster bench scaling [--workers 2] [--images 1024] [--image-shape 128]
                                     [--mini-batch-size 8] [--base-network tiny] [--backend wasm]
-                                    [--epochs 1] [--threads 1] [--seed 0] [--cache DIR] [--json]
+                                    [--epochs 1] [--threads 1] [--seed 0] [--repeat 1]
+                                    [--skip-ceiling] [--cache DIR] [--json]
 
 Measures data-parallel scaling on this host: makes (or reuses) a synthetic data set of IMAGES
 images of IMAGE_SHAPE px, then runs \`ssd-cluster local --workers 1\` and \`ssd-cluster local
---workers N\` one after the other as child processes, on the same data with the same per-worker
-batch, and prints one JSON line:
-  {"workers": N, "imagesPerSecond": {"1": x, "N": y}, "speedup": y/x, "efficiency": y/(N x),
-   "speedupMetric": the N run's summary speedup (the coordinator's ssd_cluster_speedup estimate
-   after its last step), "efficiencyMetric": its ssd_cluster_scaling_efficiency,
+--workers N\` one after the other as child processes (REPEAT times, alternating), on the same data
+with the same per-worker batch, and prints one JSON line:
+  {"workers": N, "imagesPerSecond": {"1": x, "N": y} (medians over the repeats), "speedup": y/x,
+   "efficiency": y/(N x), "runs": {"1": [...], "N": [...]} (images/s of every run),
+   "speedupMetric": the median of the N runs' summary speedups (the coordinator's
+   ssd_cluster_speedup estimate after its last step), "efficiencyMetric": speedupMetric / N,
    "metricError": |speedupMetric / speedup - 1|, "loadAverage": [1-minute load before, after],
-   "seconds": {"1", "N"} (training seconds of each run), "cpus", and the configuration}
+   "seconds": {"1", "N"} (training seconds of the runs), "cpus",
+   "computeCeiling": {"imagesPerSecond": {"1", "N"}, "speedup", "steps"} (see below, or null),
+   "efficiencyOfCeiling": speedup / computeCeiling.speedup, and the configuration}
 Images per second are each run's summary: images trained / seconds from the start of the first
 step to the end of the last (process start, backend and data loading excluded). Every worker
 process uses --threads XNNPACK threads (default 1), so N workers need N cores; a busy machine
 (see loadAverage) lowers the speedup.
+The compute ceiling is what the machine itself allows: \`ssd-cluster bench step\` (the same network,
+batch, backend and threads; no data loading, all-reduce or coordinator) alone, then N of them at
+once; "speedup" is the sum of the N processes' images/s over the one's. Shared caches and memory
+bandwidth, clock boost and a host that lends its cores elsewhere keep it below N.
 
 Options:
   --workers N           workers of the second run, >= 2 (default 2)
@@ -40,6 +47,8 @@ Options:
   --epochs E            epochs of each run (default 1)
   --threads N           XNNPACK threads per worker process on wasm (default 1)
   --seed S              data order and initialisation seed (default 0)
+  --repeat R            runs of each worker count, alternating 1, N, 1, N, ... (default 1)
+  --skip-ceiling        do not measure the compute ceiling
   --cache DIR           data set and run folders (default $SSD_CLUSTER_CACHE, else ./.cache/ssd-cluster)
   --json                print only the JSON line (otherwise a readable line follows it)
 `;
@@ -54,6 +63,8 @@ const options = {
   epochs: { type: 'string' },
   threads: { type: 'string' },
   seed: { type: 'string' },
+  repeat: { type: 'string' },
+  'skip-ceiling': { type: 'boolean' },
   cache: { type: 'string' },
   json: { type: 'boolean' },
 } as const;
@@ -91,7 +102,14 @@ function compilePlan(argv: string[], env: NodeJS.ProcessEnv) {
     );
   }
   const cache = values.cache ?? defaultCacheRoot(env);
-  return { plan, cache, json: values.json === true, logLevel: values['log-level'] ?? 'warn' };
+  return {
+    plan,
+    cache,
+    repeat: intFlag('repeat', values.repeat, { min: 1, max: 100 }) ?? 1,
+    ceiling: values['skip-ceiling'] !== true,
+    json: values.json === true,
+    logLevel: values['log-level'] ?? 'warn',
+  };
 }
 
 /** The synthetic data set of a plan: the defaults at the plan's size, no validation split. */
@@ -144,18 +162,6 @@ export interface LocalSummary {
   scalingEfficiency: number | null;
 }
 
-/** The last line of `stdout` that is a JSON object (progress and notes may surround it). */
-function lastJsonObject(stdout: string): Record<string, unknown> | undefined {
-  for (const line of stdout.trim().split('\n').reverse()) {
-    try {
-      const value: unknown = JSON.parse(line);
-      if (value && typeof value === 'object' && !Array.isArray(value))
-        return value as Record<string, unknown>;
-    } catch {}
-  }
-  return undefined;
-}
-
 export function parseLocalSummary(stdout: string, what: string): LocalSummary {
   const line = lastJsonObject(stdout);
   const number = (key: string) => (typeof line?.[key] === 'number' ? (line[key] as number) : undefined);
@@ -176,59 +182,56 @@ export function parseLocalSummary(stdout: string, what: string): LocalSummary {
   return summary as LocalSummary;
 }
 
-/** Runs `ssd-cluster ARGS` as a child process (stderr passed through) and returns its stdout. */
-async function runChild(args: string[], ctx: CliContext, what: string): Promise<string> {
-  const child = spawn(process.execPath, [CLI_ENTRY, ...args], {
-    env: ctx.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    signal: ctx.signal,
-  });
-  let stdout = '';
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.pipe(ctx.stderr, { end: false });
-  child.on('error', () => {}); // an abort kills it; the exit below reports it
-  const [code, signal] = await once(child, 'exit');
-  ctx.signal.throwIfAborted();
-  if (code !== 0) throw new ClusterError('INTERNAL', `bench scaling: ${what} exited with ${code ?? signal}`);
-  return stdout;
-}
-
 export interface ScalingResult {
   workers: number;
   imagesPerSecond: Record<string, number>;
   speedup: number;
   efficiency: number;
+  runs: Record<string, number[]>;
   speedupMetric: number | null;
   efficiencyMetric: number | null;
   metricError: number | null;
   loadAverage: [number, number];
   seconds: Record<string, number>;
   cpus: number;
+  computeCeiling: ComputeCeiling | null;
+  efficiencyOfCeiling: number | null;
   config: ScalingPlan;
 }
 
-/** The report from the two runs' summaries (pure). */
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The report from the runs' summaries (pure): medians over the repeats of each worker count. */
 export function scalingResult(
   plan: ScalingPlan,
-  one: LocalSummary,
-  many: LocalSummary,
-  loadAverage: [number, number],
-  cpus: number,
+  ones: readonly LocalSummary[],
+  manys: readonly LocalSummary[],
+  measured: { loadAverage: [number, number]; cpus: number; ceiling: ComputeCeiling | null },
 ): ScalingResult {
   const n = plan.workers;
-  const speedup = many.imagesPerSecond / one.imagesPerSecond;
-  const metric = many.speedup;
+  const rate = (runs: readonly LocalSummary[]) => median(runs.map((r) => r.imagesPerSecond));
+  const speedup = rate(manys) / rate(ones);
+  const metrics = manys.flatMap((r) => (r.speedup === null ? [] : [r.speedup]));
+  const metric = metrics.length === manys.length && metrics.length > 0 ? median(metrics) : null;
+  const ceiling = measured.ceiling;
   return {
     workers: n,
-    imagesPerSecond: { 1: one.imagesPerSecond, [n]: many.imagesPerSecond },
+    imagesPerSecond: { 1: rate(ones), [n]: rate(manys) },
     speedup,
     efficiency: speedup / n,
+    runs: { 1: ones.map((r) => r.imagesPerSecond), [n]: manys.map((r) => r.imagesPerSecond) },
     speedupMetric: metric,
-    efficiencyMetric: many.scalingEfficiency,
+    efficiencyMetric: metric === null ? null : metric / n,
     metricError: metric === null ? null : Math.abs(metric / speedup - 1),
-    loadAverage,
-    seconds: { 1: one.seconds, [n]: many.seconds },
-    cpus,
+    loadAverage: measured.loadAverage,
+    seconds: { 1: median(ones.map((r) => r.seconds)), [n]: median(manys.map((r) => r.seconds)) },
+    cpus: measured.cpus,
+    computeCeiling: ceiling,
+    efficiencyOfCeiling: ceiling === null ? null : speedup / ceiling.speedup,
     config: plan,
   };
 }
@@ -238,7 +241,7 @@ export const command: CliCommand = {
   summary: 'images/s of local --workers 1 and --workers N on the same data; speedup vs the metric',
   usage,
   async run(argv, ctx) {
-    const { plan, cache, json, logLevel } = compilePlan(argv, ctx.env);
+    const { plan, cache, repeat, ceiling, json, logLevel } = compilePlan(argv, ctx.env);
     const storage = createStorage({ env: ctx.env });
     const synth = scalingSynthOptions(plan);
     const urls = await ensureSynthDataset(synthCacheDir(path.join(cache, 'data'), synth), synth, {
@@ -248,21 +251,22 @@ export const command: CliCommand = {
     }).finally(() => storage.close());
     const runs = path.join(cache, 'bench-scaling');
     const before = loadavg()[0]!;
-    const summaries: LocalSummary[] = [];
-    for (const workers of [1, plan.workers]) {
-      const what = `local --workers ${workers}`;
-      ctx.logger.info('bench scaling: running', { workers });
-      const args = localArgs(plan, urls.train, path.join(runs, `workers-${workers}`), workers);
-      const stdout = await runChild([...args, '--log-level', logLevel], ctx, what);
-      summaries.push(parseLocalSummary(stdout, what));
+    const summaries: Record<number, LocalSummary[]> = { 1: [], [plan.workers]: [] };
+    for (let round = 0; round < repeat; round++) {
+      for (const workers of [1, plan.workers]) {
+        const what = `local --workers ${workers}`;
+        ctx.logger.info('bench scaling: running', { workers, round });
+        const args = localArgs(plan, urls.train, path.join(runs, `workers-${workers}`), workers);
+        const stdout = await runCliChild('bench scaling', [...args, '--log-level', logLevel], ctx, what);
+        summaries[workers]!.push(parseLocalSummary(stdout, what));
+      }
     }
-    const result = scalingResult(
-      plan,
-      summaries[0]!,
-      summaries[1]!,
-      [before, loadavg()[0]!],
-      availableParallelism(),
-    );
+    const measuredCeiling = ceiling ? await measureComputeCeiling(plan, ctx) : null;
+    const result = scalingResult(plan, summaries[1]!, summaries[plan.workers]!, {
+      loadAverage: [before, loadavg()[0]!],
+      cpus: availableParallelism(),
+      ceiling: measuredCeiling,
+    });
     writeJsonLine(ctx.stdout, result);
     if (!json) ctx.stdout.write(`${describeResult(result)}\n`);
     return 0;
@@ -275,6 +279,9 @@ function describeResult(r: ScalingResult): string {
   return (
     `scaling: 1 worker ${r.imagesPerSecond[1]!.toFixed(1)} img/s, ${n} workers ${r.imagesPerSecond[n]!.toFixed(1)} img/s: ` +
     `speedup ${r.speedup.toFixed(2)}x (efficiency ${r.efficiency.toFixed(2)}), metric ${metric}; ` +
+    (r.computeCeiling === null
+      ? ''
+      : `compute alone scales ${r.computeCeiling.speedup.toFixed(2)}x here (${r.efficiencyOfCeiling!.toFixed(2)} of it reached); `) +
     `load average ${r.loadAverage[0].toFixed(2)} -> ${r.loadAverage[1].toFixed(2)} on ${r.cpus} CPUs`
   );
 }
