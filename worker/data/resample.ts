@@ -74,7 +74,11 @@ export interface AxisTaps {
   starts: Int32Array;
   taps: number;
   weights: Float64Array;
-  /** Lowest and highest source index any tap reads (starts never decrease along the axis). */
+  /**
+   * Lowest and highest source index any tap reads. Not starts[0] and the last start: starts can step
+   * back by one where a pixel's centre falls exactly on a source pixel's (at odd enlargement ratios
+   * cubic then weighs its +-1 and +-2 taps exactly 0, so that pixel starts at the centre pixel itself).
+   */
   first: number;
   last: number;
 }
@@ -157,12 +161,16 @@ function packTaps(n: number, begins: Int32Array, lengths: Int32Array, loose: Flo
   const taps = lengths.reduce((most, n) => Math.max(most, n), 1);
   const starts = new Int32Array(count);
   const weights = new Float64Array(count * taps);
+  let first = n;
+  let lastStart = 0;
   for (let k = 0; k < count; k++) {
     starts[k] = Math.min(begins[k]!, n - taps);
+    first = Math.min(first, starts[k]!);
+    lastStart = Math.max(lastStart, starts[k]!);
     const at = k * taps + begins[k]! - starts[k]!;
     weights.set(loose.subarray(k * bound, k * bound + lengths[k]!), at);
   }
-  return { starts, taps, weights, first: starts[0] ?? 0, last: (starts[count - 1] ?? 0) + taps - 1 };
+  return { starts, taps, weights, first: count === 0 ? 0 : first, last: lastStart + taps - 1 };
 }
 
 /**

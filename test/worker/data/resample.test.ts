@@ -144,6 +144,34 @@ for (const kind of INTERPOLATIONS) {
   });
 }
 
+/** Every run of whole rows (across: columns) of a width x height scaled image, as regions. */
+function everyBand(width: number, height: number, across: boolean) {
+  const length = across ? width : height;
+  const bands = [];
+  for (let from = 0; from < length; from++)
+    for (let size = 1; from + size <= length; size++)
+      bands.push(across ? { x: from, y: 0, width: size, height } : { x: 0, y: from, width, height: size });
+  return bands;
+}
+
+test('resampleRegion gives the crop of the full image for every band when output pixels land on source pixels', (t) => {
+  // At 3x (an odd ratio) output rows 1, 4, 7, ... sit on source rows' centres, where cubic's taps at
+  // +-1 and +-2 weigh exactly 0: such a row reads one source row, and the next row starts one earlier.
+  const src = randomImage(10, 7, 3);
+  for (const kind of INTERPOLATIONS) {
+    const full = resampleImage(src, 30, 21, kind);
+    for (const region of [...everyBand(30, 21, false), ...everyBand(30, 21, true)]) {
+      const want = crop(full, 30, region);
+      const got = resampleRegion(src, 30, 21, region, kind);
+      if (!got.every((v, i) => v === want[i])) {
+        t.fail(`${kind}: region ${JSON.stringify(region)} differs from the full image's crop`);
+        return;
+      }
+    }
+  }
+  t.pass();
+});
+
 test('resampleRegion writes into the given buffer and rejects one of the wrong length', (t) => {
   const src = randomImage(8, 8, 1);
   const region = { x: 1, y: 1, width: 4, height: 3 };
