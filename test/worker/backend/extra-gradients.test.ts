@@ -144,3 +144,41 @@ for (const [axis, keepDims] of [
     },
   );
 }
+
+test.serial(
+  'Sum and Mean gradients of int32 inputs are float32 and spread dy over negative, mixed and kept axes',
+  async (t) => {
+    const shape = [2, 3, 4];
+    const values = Array.from({ length: 24 }, (_, i) => (i * 7) % 11);
+    for (const [axis, keepDims] of [
+      [[-1, 0], false],
+      [[-2], true],
+      [-3, true],
+      [null, true],
+    ] as const) {
+      const axes = tf.util.parseAxisParam(axis === null ? [0, 1, 2] : [axis].flat(), shape);
+      const reducedSize = shape.reduce((n, size, i) => (axes.includes(i) ? n : n * size), 1);
+      const probe = Float32Array.from({ length: reducedSize }, (_, i) => i - 1.5);
+      for (const mean of [false, true]) {
+        const expected = expectedReductionGradient(shape, axes, probe, mean);
+        for (const backend of ['wasm', 'cpu'] as const) {
+          await tf.setBackend(backend);
+          const x = tf.tensor(values, shape, 'int32');
+          const dx = tf.tidy(() =>
+            tf.grad((v: tf.Tensor) => {
+              const axisArg = axis === null ? undefined : typeof axis === 'number' ? axis : [...axis];
+              const r = mean ? tf.mean(v, axisArg, keepDims) : tf.sum(v, axisArg, keepDims);
+              return tf.sum(tf.mul(r, tf.reshape(tf.tensor1d(probe), r.shape)));
+            })(x),
+          );
+          const what = `${backend} ${mean ? 'mean' : 'sum'} over ${JSON.stringify(axis)}`;
+          t.is(dx.dtype, 'float32', what);
+          t.deepEqual(dx.shape, shape, what);
+          t.true(relativeError(dx.dataSync() as Float32Array, expected) < TIGHT, what);
+          tf.dispose([x, dx]);
+        }
+      }
+    }
+    await tf.setBackend('wasm');
+  },
+);
