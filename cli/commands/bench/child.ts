@@ -35,7 +35,8 @@ export async function runCliChild(
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr!.pipe(ctx.stderr, { end: false });
   child.on('error', () => {}); // an abort kills it; the exit below reports it
-  const [code, signal] = await once(child, 'exit');
+  // 'close', not 'exit': stdout may still hold output when the process has exited.
+  const [code, signal] = await once(child, 'close');
   ctx.signal.throwIfAborted();
   if (code !== 0) throw new ClusterError('INTERNAL', `${bench}: ${what} exited with ${code ?? signal}`);
   return stdout;

@@ -60,16 +60,46 @@ function stepImagesPerSecond(stdout: string, what: string): number {
   return value;
 }
 
-export async function measureComputeCeiling(plan: ScalingPlan, ctx: CliContext): Promise<ComputeCeiling> {
+/** One round: a process alone, then N at once (the others are killed if one fails). */
+async function measureRound(
+  plan: ScalingPlan,
+  ctx: CliContext,
+): Promise<{ alone: number; together: number[] }> {
   const args = [...stepArgs(plan), '--log-level', 'warn'];
-  const run = (what: string) => runCliChild('bench scaling', args, ctx, what);
-  ctx.logger.info('bench scaling: compute ceiling', { processes: plan.workers });
-  const alone = stepImagesPerSecond(await run('bench step (alone)'), 'bench step (alone)');
-  const outputs = await Promise.all(
-    Array.from({ length: plan.workers }, (_, i) => run(`bench step (${i + 1} of ${plan.workers} at once)`)),
+  const run = async (what: string, signal: AbortSignal) =>
+    stepImagesPerSecond(await runCliChild('bench scaling', args, { ...ctx, signal }, what), what);
+  const alone = await run('bench step (alone)', ctx.signal);
+  const failed = new AbortController();
+  const signal = AbortSignal.any([ctx.signal, failed.signal]);
+  const together = await Promise.all(
+    Array.from({ length: plan.workers }, (_, i) =>
+      run(`bench step (${i + 1} of ${plan.workers} at once)`, signal).catch((err: unknown) => {
+        failed.abort();
+        throw err;
+      }),
+    ),
   );
-  const together = outputs.map((out, i) =>
-    stepImagesPerSecond(out, `bench step (${i + 1} of ${plan.workers})`),
-  );
-  return ceilingFrom(alone, together, CEILING_STEPS);
+  return { alone, together };
+}
+
+/** `rounds` rounds; the ceiling of the round with the median speedup (so one noisy run counts once). */
+export async function measureComputeCeiling(
+  plan: ScalingPlan,
+  ctx: CliContext,
+  rounds = 1,
+): Promise<ComputeCeiling> {
+  const ceilings: ComputeCeiling[] = [];
+  for (let round = 0; round < rounds; round++) {
+    ctx.logger.info('bench scaling: compute ceiling', { processes: plan.workers, round });
+    const { alone, together } = await measureRound(plan, ctx);
+    ceilings.push(ceilingFrom(alone, together, CEILING_STEPS));
+  }
+  return medianCeiling(ceilings);
+}
+
+/** The ceiling with the median speedup (the lower middle one for an even count) (pure). */
+export function medianCeiling(ceilings: readonly ComputeCeiling[]): ComputeCeiling {
+  if (ceilings.length === 0) throw new ClusterError('INTERNAL', 'medianCeiling: no ceilings');
+  const sorted = [...ceilings].sort((a, b) => a.speedup - b.speedup);
+  return sorted[(sorted.length - 1) >> 1]!;
 }

@@ -24,9 +24,11 @@ with the same per-worker batch, and prints one JSON line:
    "efficiency": y/(N x), "runs": {"1": [...], "N": [...]} (images/s of every run),
    "speedupMetric": the median of the N runs' summary speedups (the coordinator's
    ssd_cluster_speedup estimate after its last step), "efficiencyMetric": speedupMetric / N,
-   "metricError": |speedupMetric / speedup - 1|, "loadAverage": [1-minute load before, after],
+   "metricError": |speedupMetric / speedup - 1|, "loadAverage": [1-minute load before the first
+   training run, after the last],
    "seconds": {"1", "N"} (training seconds of the runs), "cpus",
-   "computeCeiling": {"imagesPerSecond": {"1", "N"}, "speedup", "steps"} (see below, or null),
+   "computeCeiling": {"imagesPerSecond": {"1", "N"}, "speedup", "steps"} (see below, or null;
+   with --repeat, the round with the median speedup),
    "efficiencyOfCeiling": speedup / computeCeiling.speedup, and the configuration}
 Images per second are each run's summary: images trained / seconds from the start of the first
 step to the end of the last (process start, backend and data loading excluded). Every worker
@@ -261,9 +263,10 @@ export const command: CliCommand = {
         summaries[workers]!.push(parseLocalSummary(stdout, what));
       }
     }
-    const measuredCeiling = ceiling ? await measureComputeCeiling(plan, ctx) : null;
+    const after = loadavg()[0]!;
+    const measuredCeiling = ceiling ? await measureComputeCeiling(plan, ctx, repeat) : null;
     const result = scalingResult(plan, summaries[1]!, summaries[plan.workers]!, {
-      loadAverage: [before, loadavg()[0]!],
+      loadAverage: [before, after],
       cpus: availableParallelism(),
       ceiling: measuredCeiling,
     });

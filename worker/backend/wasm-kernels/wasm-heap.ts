@@ -6,6 +6,10 @@ import { ClusterError } from '../../../shared/errors.js';
  * Helpers for kernels that run on the wasm backend's own heap: allocate outputs there, view them as
  * Float32Arrays, call the backend's registered (C++/XNNPACK) kernels, and free intermediates.
  *
+ * Invariant: a kernel writes only into outputs it allocated itself, never into an input or into what
+ * runWasmKernel returns for Identity, Cast or Reshape: those share their input's buffer
+ * (shared-buffer.ts, and the stock Reshape), so writing there would change another tensor.
+ *
  * Invariant: a heap view is only valid until the next allocation. Growing wasm memory replaces the
  * ArrayBuffer (the old one detaches and reads as empty), so take views with `heapF32` right before
  * the loop that uses them and never hold one across `allocate` or `runWasmKernel`.

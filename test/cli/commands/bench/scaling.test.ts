@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { ceilingFrom, stepArgs } from '../../../../cli/commands/bench/compute-ceiling.js';
+import { ceilingFrom, medianCeiling, stepArgs } from '../../../../cli/commands/bench/compute-ceiling.js';
 import {
   type LocalSummary,
   localArgs,
@@ -145,6 +145,14 @@ test('scalingResult takes medians over repeated runs and relates the speedup to 
   t.deepEqual(even.imagesPerSecond, { 1: 12, 3: 27 }, 'the mean of the middle two');
   const partlyNull = scalingResult(PLAN, ones, [summary(30, null), ...manys.slice(1)], MEASURED);
   t.is(partlyNull.speedupMetric, null, 'no metric unless every N-worker run has one');
+});
+
+test('medianCeiling keeps the round with the median speedup, the lower middle for an even count', (t) => {
+  const rounds = [ceilingFrom(10, [9, 9], 20), ceilingFrom(10, [6, 6], 20), ceilingFrom(10, [8, 8], 20)];
+  t.is(medianCeiling(rounds), rounds[2]!);
+  t.is(medianCeiling(rounds.slice(0, 2)), rounds[1]!);
+  t.is(medianCeiling([rounds[0]!]), rounds[0]!);
+  t.throws(() => medianCeiling([]), { message: /no ceilings/ });
 });
 
 test('the compute ceiling runs bench step on the network, batch, backend and threads of local', (t) => {
