@@ -128,9 +128,23 @@ class PrepareThread {
 }
 
 /** Only the plain-data fields: the caller's options may hold signals, loggers and queues. */
+/**
+ * Every field of PrepareOptions, and only those, goes to the thread (a caller's object may carry more,
+ * which structured clone could refuse). `satisfies` makes a new PrepareOptions field a type error here.
+ */
+const PREPARE_OPTION_KEYS = Object.keys({
+  imageShape: true,
+  train: true,
+  seed: true,
+  epoch: true,
+  mean: true,
+  std: true,
+} satisfies Record<keyof PrepareOptions, true>) as (keyof PrepareOptions)[];
+
 function pickPrepareOptions(options: PrepareOptions): PrepareOptions {
-  const { imageShape, train, seed, epoch, mean, std } = options;
-  return { imageShape, train, seed, epoch, mean, std };
+  const picked: Record<string, unknown> = {};
+  for (const key of PREPARE_OPTION_KEYS) if (options[key] !== undefined) picked[key] = options[key];
+  return picked as unknown as PrepareOptions;
 }
 
 let shared: PrepareThread | null = null;
