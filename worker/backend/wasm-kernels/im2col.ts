@@ -54,33 +54,101 @@ export function im2colTransposed(
   rowEnd: number,
   outAt: number,
 ): void {
-  const { inHeight, inWidth, outHeight, outWidth, filterWidth } = info;
-  const columns = (rowEnd - rowStart) * outWidth;
-  const stride = info.strideWidth;
+  const columns = (rowEnd - rowStart) * info.outWidth;
+  // Stride 1 with input rows as wide as output rows: consecutive output rows read consecutive plane
+  // rows at the same pitch, so a run of them is one copy (plus zeroing the padded border columns).
+  const rowsAtOnce = info.strideHeight === 1 && info.strideWidth === 1 && info.inWidth === info.outWidth;
   for (let k = 0; k < patchSize(info); k++) {
     const c = k % info.inChannels;
     const tap = (k - c) / info.inChannels;
-    const kw = tap % filterWidth;
-    const kh = (tap - kw) / filterWidth;
-    const [first, end] = validColumns(info, kw);
-    const shift = kw * info.dilationWidth - info.padInfo.left;
-    for (let r = rowStart; r < rowEnd; r++) {
-      const b = Math.floor(r / outHeight);
-      const ih = (r - b * outHeight) * info.strideHeight + kh * info.dilationHeight - info.padInfo.top;
-      const dst = outAt + k * columns + (r - rowStart) * outWidth;
-      if (ih < 0 || ih >= inHeight || first === end) {
-        heap.fill(0, dst, dst + outWidth);
-        continue;
-      }
-      heap.fill(0, dst, dst + first);
-      heap.fill(0, dst + end, dst + outWidth);
-      const src = planesAt + ((b * info.inChannels + c) * inHeight + ih) * inWidth + shift;
-      if (stride === 1) {
-        heap.copyWithin(dst + first, src + first, src + end);
-      } else {
-        for (let ow = first; ow < end; ow++) heap[dst + ow] = heap[src + ow * stride]!;
-      }
+    const kw = tap % info.filterWidth;
+    const kh = (tap - kw) / info.filterWidth;
+    const tapRows: TapRows = {
+      c,
+      columns: validColumns(info, kw),
+      shift: kw * info.dilationWidth - info.padInfo.left,
+      rowShift: kh * info.dilationHeight - info.padInfo.top,
+      dstAt: outAt + k * columns,
+    };
+    if (rowsAtOnce) copyTapRuns(heap, planesAt, info, rowStart, rowEnd, tapRows);
+    else copyTapRows(heap, planesAt, info, rowStart, rowEnd, tapRows);
+  }
+}
+
+/** One patch element k: its channel, valid output columns and input offsets, and its colT row. */
+interface TapRows {
+  c: number;
+  columns: [number, number];
+  /** Input column of output column 0; input row of output row 0 is oh * strideHeight + rowShift. */
+  shift: number;
+  rowShift: number;
+  dstAt: number;
+}
+
+/** Output row r of colT row k, one image row at a time (any stride). */
+function copyTapRows(
+  heap: Float32Array,
+  planesAt: number,
+  info: ConvInfo,
+  r0: number,
+  r1: number,
+  k: TapRows,
+) {
+  const { inHeight, inWidth, outHeight, outWidth } = info;
+  const [first, end] = k.columns;
+  const stride = info.strideWidth;
+  for (let r = r0; r < r1; r++) {
+    const b = Math.floor(r / outHeight);
+    const ih = (r - b * outHeight) * info.strideHeight + k.rowShift;
+    const dst = k.dstAt + (r - r0) * outWidth;
+    if (ih < 0 || ih >= inHeight || first === end) {
+      heap.fill(0, dst, dst + outWidth);
+      continue;
     }
+    heap.fill(0, dst, dst + first);
+    heap.fill(0, dst + end, dst + outWidth);
+    const src = planesAt + ((b * info.inChannels + k.c) * inHeight + ih) * inWidth + k.shift;
+    if (stride === 1) {
+      heap.copyWithin(dst + first, src + first, src + end);
+    } else {
+      for (let ow = first; ow < end; ow++) heap[dst + ow] = heap[src + ow * stride]!;
+    }
+  }
+}
+
+/**
+ * The same for stride 1 and inWidth = outWidth: each run of rows of one image whose input rows exist is
+ * one copyWithin; the columns a row reads past its own input row (from the row before or after) are
+ * then zeroed, as they are padding. Rows outside the input are zero.
+ */
+function copyTapRuns(
+  heap: Float32Array,
+  planesAt: number,
+  info: ConvInfo,
+  r0: number,
+  r1: number,
+  k: TapRows,
+) {
+  const { inHeight, outHeight, outWidth: width } = info;
+  const [first, end] = k.columns;
+  let r = r0;
+  while (r < r1) {
+    const b = Math.floor(r / outHeight);
+    const ih = r - b * outHeight + k.rowShift;
+    const dst = k.dstAt + (r - r0) * width;
+    if (ih < 0 || ih >= inHeight || first === end) {
+      heap.fill(0, dst, dst + width);
+      r++;
+      continue;
+    }
+    const runEnd = Math.min(r1, (b + 1) * outHeight, r + inHeight - ih);
+    const src = planesAt + ((b * info.inChannels + k.c) * inHeight + ih) * width + k.shift;
+    heap.copyWithin(dst + first, src + first, src + (runEnd - r - 1) * width + end);
+    for (let row = dst; row < dst + (runEnd - r) * width; row += width) {
+      for (let ow = 0; ow < first; ow++) heap[row + ow] = 0;
+      for (let ow = end; ow < width; ow++) heap[row + ow] = 0;
+    }
+    r = runEnd;
   }
 }
 

@@ -17,6 +17,9 @@ const geometries: [string, tf.backend_util.Conv2DInfo][] = [
   ['3x3 stride 2 pad 1, batch 2', tf.backend_util.computeConv2DInfo([2, 7, 6, 3], [3, 3, 3, 4], 2, 1, 1)],
   ['3x3 dilation 2 SAME', tf.backend_util.computeConv2DInfo([1, 9, 8, 2], [3, 3, 2, 4], 1, 2, 'same')],
   ['7x7 stride 2 pad 3', tf.backend_util.computeConv2DInfo([1, 11, 11, 2], [7, 7, 2, 3], 2, 1, 3)],
+  // Stride 1, input rows as wide as output rows: runs of rows are copied at once.
+  ['3x3 stride 1 SAME, batch 3', tf.backend_util.computeConv2DInfo([3, 5, 6, 2], [3, 3, 2, 3], 1, 1, 'same')],
+  ['5x5 stride 1 pad 2, 1 row', tf.backend_util.computeConv2DInfo([2, 1, 7, 1], [5, 5, 1, 2], 1, 1, 2)],
 ];
 
 /** colT[k, m] from channel planes, with the planes and the output sharing one heap array. */
@@ -27,6 +30,7 @@ function patchMatrixT(
   r1: number,
 ): Float32Array {
   const heap = new Float32Array(x.length + patchSize(info) * (r1 - r0) * info.outWidth);
+  heap.fill(Number.NaN, x.length); // an element im2col forgets to write shows
   toChannelPlanes(x, info, heap.subarray(0, x.length));
   im2colTransposed(heap, 0, info, r0, r1, x.length);
   return heap.slice(x.length);
@@ -57,6 +61,24 @@ for (const [name, info] of geometries) {
       }
     }
     t.is(mismatches, 0);
+  });
+
+  test(`im2colTransposed of row chunks that cut through images equals the whole matrix's columns: ${name}`, (t) => {
+    const x = ramp(info.batchSize * info.inHeight * info.inWidth * info.inChannels);
+    const rows = info.batchSize * info.outHeight;
+    const whole = patchMatrixT(x, info, 0, rows);
+    const cuts = [0, Math.floor(rows / 3), Math.floor((2 * rows) / 3) + 1, rows].filter(
+      (r, i, all) => i === 0 || r > all[i - 1]!,
+    );
+    for (let i = 0; i + 1 < cuts.length; i++) {
+      const [r0, r1] = [cuts[i]!, Math.min(rows, cuts[i + 1]!)];
+      const part = patchMatrixT(x, info, r0, r1);
+      const width = (r1 - r0) * info.outWidth;
+      for (let k = 0; k < patchSize(info); k++) {
+        const expected = whole.subarray(k * rows * info.outWidth + r0 * info.outWidth).subarray(0, width);
+        t.deepEqual(part.subarray(k * width, (k + 1) * width), expected, `k ${k}, rows ${r0}-${r1}`);
+      }
+    }
   });
 
   test(`col2imAdd is the adjoint of im2col, also when split into row chunks: ${name}`, (t) => {
