@@ -63,20 +63,28 @@ export function im2colTransposed(
     const tap = (k - c) / info.inChannels;
     const kw = tap % info.filterWidth;
     const kh = (tap - kw) / info.filterWidth;
-    const tapRows: TapRows = {
+    const copy: TapCopy = {
+      heap,
+      planesAt,
+      info,
+      r0: rowStart,
       c,
       columns: validColumns(info, kw),
       shift: kw * info.dilationWidth - info.padInfo.left,
       rowShift: kh * info.dilationHeight - info.padInfo.top,
       dstAt: outAt + k * columns,
     };
-    if (rowsAtOnce) copyTapRuns(heap, planesAt, info, rowStart, rowEnd, tapRows);
-    else copyTapRows(heap, planesAt, info, rowStart, rowEnd, tapRows);
+    if (rowsAtOnce) copyTapRuns(copy, rowEnd);
+    else copyTapRows(copy, rowEnd);
   }
 }
 
-/** One patch element k: its channel, valid output columns and input offsets, and its colT row. */
-interface TapRows {
+/** Patch element k's row of colT over output rows [r0, ...): its channel, valid columns and offsets. */
+interface TapCopy {
+  heap: Float32Array;
+  planesAt: number;
+  info: ConvInfo;
+  r0: number;
   c: number;
   columns: [number, number];
   /** Input column of output column 0; input row of output row 0 is oh * strideHeight + rowShift. */
@@ -85,29 +93,33 @@ interface TapRows {
   dstAt: number;
 }
 
-/** Output row r of colT row k, one image row at a time (any stride). */
-function copyTapRows(
-  heap: Float32Array,
-  planesAt: number,
-  info: ConvInfo,
-  r0: number,
-  r1: number,
-  k: TapRows,
-) {
-  const { inHeight, inWidth, outHeight, outWidth } = info;
-  const [first, end] = k.columns;
+/**
+ * Where output row r of the tap is written (dst) and read from (src, at output column 0), and how many
+ * rows after it stay in the same image; a row whose input row is padding is zeroed here (src null).
+ */
+function tapRow(t: TapCopy, r: number) {
+  const { info } = t;
+  const b = Math.floor(r / info.outHeight);
+  const ih = (r - b * info.outHeight) * info.strideHeight + t.rowShift;
+  const dst = t.dstAt + (r - t.r0) * info.outWidth;
+  if (ih < 0 || ih >= info.inHeight || t.columns[0] === t.columns[1]) {
+    t.heap.fill(0, dst, dst + info.outWidth);
+    return { dst, src: null, imageEnd: 0, inputRowsLeft: 0 };
+  }
+  const src = t.planesAt + ((b * info.inChannels + t.c) * info.inHeight + ih) * info.inWidth + t.shift;
+  return { dst, src, imageEnd: (b + 1) * info.outHeight, inputRowsLeft: info.inHeight - ih };
+}
+
+/** One output row at a time (any stride). */
+function copyTapRows(t: TapCopy, r1: number) {
+  const { heap, info } = t;
+  const [first, end] = t.columns;
   const stride = info.strideWidth;
-  for (let r = r0; r < r1; r++) {
-    const b = Math.floor(r / outHeight);
-    const ih = (r - b * outHeight) * info.strideHeight + k.rowShift;
-    const dst = k.dstAt + (r - r0) * outWidth;
-    if (ih < 0 || ih >= inHeight || first === end) {
-      heap.fill(0, dst, dst + outWidth);
-      continue;
-    }
+  for (let r = t.r0; r < r1; r++) {
+    const { dst, src } = tapRow(t, r);
+    if (src === null) continue;
     heap.fill(0, dst, dst + first);
-    heap.fill(0, dst + end, dst + outWidth);
-    const src = planesAt + ((b * info.inChannels + k.c) * inHeight + ih) * inWidth + k.shift;
+    heap.fill(0, dst + end, dst + info.outWidth);
     if (stride === 1) {
       heap.copyWithin(dst + first, src + first, src + end);
     } else {
@@ -119,30 +131,20 @@ function copyTapRows(
 /**
  * The same for stride 1 and inWidth = outWidth: each run of rows of one image whose input rows exist is
  * one copyWithin; the columns a row reads past its own input row (from the row before or after) are
- * then zeroed, as they are padding. Rows outside the input are zero.
+ * then zeroed, as they are padding.
  */
-function copyTapRuns(
-  heap: Float32Array,
-  planesAt: number,
-  info: ConvInfo,
-  r0: number,
-  r1: number,
-  k: TapRows,
-) {
-  const { inHeight, outHeight, outWidth: width } = info;
-  const [first, end] = k.columns;
-  let r = r0;
+function copyTapRuns(t: TapCopy, r1: number) {
+  const { heap } = t;
+  const width = t.info.outWidth;
+  const [first, end] = t.columns;
+  let r = t.r0;
   while (r < r1) {
-    const b = Math.floor(r / outHeight);
-    const ih = r - b * outHeight + k.rowShift;
-    const dst = k.dstAt + (r - r0) * width;
-    if (ih < 0 || ih >= inHeight || first === end) {
-      heap.fill(0, dst, dst + width);
+    const { dst, src, imageEnd, inputRowsLeft } = tapRow(t, r);
+    if (src === null) {
       r++;
       continue;
     }
-    const runEnd = Math.min(r1, (b + 1) * outHeight, r + inHeight - ih);
-    const src = planesAt + ((b * info.inChannels + k.c) * inHeight + ih) * width + k.shift;
+    const runEnd = Math.min(r1, imageEnd, r + inputRowsLeft);
     heap.copyWithin(dst + first, src + first, src + (runEnd - r - 1) * width + end);
     for (let row = dst; row < dst + (runEnd - r) * width; row += width) {
       for (let ow = 0; ow < first; ow++) heap[row + ow] = 0;
