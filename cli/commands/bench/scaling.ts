@@ -11,7 +11,7 @@ import { type CliCommand, writeJsonLine } from '../../command.js';
 import { lastJsonObject, runCliChild } from './child.js';
 import { type ComputeCeiling, measureComputeCeiling } from './compute-ceiling.js';
 
-const usage = `Usage: ssd-cluster bench scaling [--workers 2] [--images 1024] [--image-shape 128]
+const usage = `Usage: ssd-cluster bench scaling [--workers 2] [--images 2048] [--image-shape 128]
                                     [--mini-batch-size 8] [--base-network tiny] [--backend wasm]
                                     [--epochs 1] [--threads 1] [--seed 0] [--repeat 1]
                                     [--skip-ceiling] [--cache DIR] [--json]
@@ -41,7 +41,8 @@ bandwidth, clock boost and a host that lends its cores elsewhere keep it below N
 
 Options:
   --workers N           workers of the second run, >= 2 (default 2)
-  --images N            training images (default 1024)
+  --images N            training images (default 2048: 128 steps of the 2-worker run at batch 8;
+                        fewer let its slow first steps weigh more)
   --image-shape PX      synthetic image size and the network's input size (default 128)
   --mini-batch-size B   per-worker batch in both runs (default 8)
   --base-network NAME   tiny (default), vgg-16 or resnet-50
@@ -87,7 +88,7 @@ function compilePlan(argv: string[], env: NodeJS.ProcessEnv) {
   const { values } = parseCommandArgs('bench scaling', argv, options);
   const plan: ScalingPlan = {
     workers: intFlag('workers', values.workers, { min: 2, max: 64 }) ?? 2,
-    images: intFlag('images', values.images, { min: 1 }) ?? 1024,
+    images: intFlag('images', values.images, { min: 1 }) ?? 2048,
     imageShape: intFlag('image-shape', values['image-shape'], { min: 32, max: 4096 }) ?? 128,
     miniBatchSize: intFlag('mini-batch-size', values['mini-batch-size'], { min: 1 }) ?? 8,
     baseNetwork: values['base-network'] ?? 'tiny',
