@@ -8,7 +8,7 @@ import { openServerStream } from '../shared/rpc/client.js';
 import { loadProto, methodOf } from '../shared/rpc/proto.js';
 import { callSignal, failStream } from '../shared/rpc/server.js';
 import type { Trainer } from './train/trainer.js';
-import { copyTrainerState, type TrainerState } from './train/trainer-state.js';
+import type { TrainerState } from './train/trainer-state.js';
 
 export const STATE_SERVICE_NAME = 'ssdcluster.state.v1.StateTransfer';
 const CHUNK_BYTES = 4 * 1024 * 1024;
@@ -44,19 +44,10 @@ export class StateProvider {
    * Offers a copy of the trainer's state taken now, synchronously. Training goes on after this while
    * peers fetch the offer, so the offer owns its arrays: a fresh copy per offer (one copy per tensor,
    * readStateInto), never a reused slot, since a replaced offer may still be streaming to a peer.
-   * A promise from getState() (the older form) is copied once more, because getState() may hand out
-   * the backend's own arrays (cpu), which the next step overwrites.
    */
-  offerState(
-    generation: number,
-    globalStep: number,
-    source: Pick<Trainer, 'readStateInto'> | Promise<TrainerState>,
-  ): void {
+  offerState(generation: number, globalStep: number, source: Pick<Trainer, 'readStateInto'>): void {
     // The executor runs now (the read is synchronous); a failed read rejects the offer's fetches.
-    const state =
-      'readStateInto' in source
-        ? new Promise<TrainerState>((resolve) => resolve(source.readStateInto()))
-        : source.then(copyTrainerState);
+    const state = new Promise<TrainerState>((resolve) => resolve(source.readStateInto()));
     this.offer = { generation, globalStep, state };
     state.catch(() => {});
     const previous = this.changed;

@@ -70,7 +70,7 @@ export interface DecodedCheckpoint {
 /**
  * Throws ClusterError('INTERNAL') naming every field that cannot be written (a caller's bug: NaN in
  * the progress, a shape that does not match its values, a slot without its weight...). The chunks
- * alias the state's arrays: they must not change until written (see snapshotState in store.ts).
+ * alias the state's arrays: they must not change until written (see copyTrainerState and Trainer.readStateInto).
  */
 export function encodeCheckpoint(state: TrainerState, meta: CheckpointMeta): EncodedCheckpoint {
   const { weights, optimizer } = state;

@@ -9,7 +9,7 @@ import {
 } from '../../shared/errors.js';
 import { type Logger, noopLogger } from '../../shared/logging.js';
 import type { Storage } from '../../shared/storage/storage.js';
-import { copyTrainerState, type TrainerState } from '../../worker/train/trainer-state.js';
+import type { TrainerState } from '../../worker/train/trainer-state.js';
 import {
   type CheckpointMeta,
   decodeCheckpoint,
@@ -72,7 +72,7 @@ export interface CheckpointStore {
   readonly dir: string;
   /**
    * Writes `state` and returns the checkpoint URL. The arrays are read while the files are written
-   * (after this returns a promise): pass a snapshot (snapshotState) if training goes on meanwhile.
+   * (after this returns a promise): pass a copy (Trainer.readStateInto(), copyTrainerState) if training goes on meanwhile.
    */
   write(state: TrainerState, meta: CheckpointMeta, signal?: AbortSignal): Promise<string>;
   /** Complete checkpoints (with a manifest), newest first. */
@@ -88,14 +88,6 @@ export interface CheckpointStore {
 
 /** Slices handed to Storage.write, so hashing and abort checks interleave with the upload. */
 const WRITE_SLICE_BYTES = 8 * 1024 * 1024;
-
-/**
- * A copy of `state` that shares no arrays with it, so one worker can write it while training goes on
- * (tfjs may hand out its own buffers from data(), and the trainer keeps updating its variables).
- */
-export function snapshotState(state: TrainerState): TrainerState {
-  return copyTrainerState(state);
-}
 
 export function createCheckpointStore(options: CheckpointStoreOptions): CheckpointStore {
   const { storage, dir, keep, logger = noopLogger } = options;

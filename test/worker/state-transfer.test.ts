@@ -1,10 +1,9 @@
 import test from 'ava';
 import { encodeCheckpoint } from '../../coordinator/checkpoint/format.js';
-import { snapshotState } from '../../coordinator/checkpoint/store.js';
 import { createRpcClient } from '../../shared/rpc/client.js';
 import { RpcServer } from '../../shared/rpc/server.js';
 import { fetchState, StateProvider, stateProto } from '../../worker/state-transfer.js';
-import type { TrainerState } from '../../worker/train/trainer-state.js';
+import { copyTrainerState, type TrainerState } from '../../worker/train/trainer-state.js';
 import { tinyHyperparameters, tinyTrainer } from './train/trainer-fixtures.js';
 
 /**
@@ -43,7 +42,7 @@ test.serial(
       async onCheckpointPoint(point) {
         if (point.progress.globalStep !== 1) return;
         // As a member at a generation's start offers it; the old read (getState + a copy) is the reference.
-        atOffer = encoded(snapshotState(await trainer.getState()));
+        atOffer = encoded(copyTrainerState(await trainer.getState()));
         provider.offerState(3, 1, trainer);
       },
     });
@@ -56,12 +55,13 @@ test.serial(
 );
 
 test.serial(
-  'an offer given as getState() serves the same bytes, and a replaced offer is refused as stale',
+  'an offer of a state read through getState() serves the same bytes, and a replaced offer is refused as stale',
   async (t) => {
     const { provider, fetch } = await servedProvider(t);
     const trainer = await tinyTrainer(t, { hp: tinyHyperparameters({ optimizer: 'sgd' }), seed: SEED });
     await trainer.run(signal());
-    provider.offerState(1, 2, trainer.getState());
+    const viaGetState = await trainer.getState();
+    provider.offerState(1, 2, { readStateInto: () => viaGetState });
     const fromPromise = encoded(await fetch(1, 2));
     provider.offerState(2, 2, trainer);
     const fromTrainer = encoded(await fetch(2, 2));

@@ -164,7 +164,7 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
     if (inFlight) await raceAbort(inFlight, signal);
     // The write reads the snapshot while training goes on (policy 1), so it gets its own arrays: a
     // copy made now, synchronously, at exactly this step boundary (readStateInto copies each tensor
-    // once; getState + snapshotState copied twice on wasm). Fresh ones each time rather than a slot
+    // once; getState plus a copy copied twice on wasm). Fresh ones each time rather than a slot
     // kept for the next write, so no second copy of the model stays in memory between checkpoints.
     const snapshot = trainer.readStateInto();
     const running: Promise<void> = write(snapshot, signal).finally(() => {

@@ -1,11 +1,7 @@
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import type { CheckpointMeta } from '../../../coordinator/checkpoint/format.js';
-import {
-  type CheckpointStore,
-  createCheckpointStore,
-  snapshotState,
-} from '../../../coordinator/checkpoint/store.js';
+import { type CheckpointStore, createCheckpointStore } from '../../../coordinator/checkpoint/store.js';
 import { ClusterError, ConfigError, isClusterError } from '../../../shared/errors.js';
 import { createMemoryLogger } from '../../../shared/logging.js';
 import { createStorage } from '../../../shared/storage/open-storage.js';
@@ -310,16 +306,6 @@ onBoth(
     );
   },
 );
-
-test('snapshotState copies every array, so training after the snapshot does not change it', (t) => {
-  const state = makeState({ globalStep: 3 });
-  const snapshot = snapshotState(state);
-  assertSameState(t, snapshot, state);
-  const expected = snapshotState(state);
-  for (const { values } of [...state.weights.values(), ...state.optimizer.slots.values()]) values.fill(0.5);
-  assertSameState(t, snapshot, expected);
-  t.not(snapshot.progress, state.progress);
-});
 
 test('createCheckpointStore rejects a keep below 1 and an empty directory, naming the flag', (t) => {
   const storage = createStorage({ env: {} });

@@ -5,7 +5,7 @@ import {
   STATE_FILE,
   TENSORS_FILE,
 } from '../../../coordinator/checkpoint/format.js';
-import { createCheckpointStore, snapshotState } from '../../../coordinator/checkpoint/store.js';
+import { createCheckpointStore } from '../../../coordinator/checkpoint/store.js';
 import { deferred } from '../../../shared/abort.js';
 import { FakeClock } from '../../../shared/clock.js';
 import { ConfigError, StorageError } from '../../../shared/errors.js';
@@ -331,8 +331,8 @@ test("a real trainer's checkpoint holds the bytes of its step boundary although 
     hp: adam,
     seed: SEED,
     async onCheckpointPoint(point, s) {
-      // What getState + snapshotState (the read the checkpointer made before) gives at this point.
-      const encoded = encodeCheckpoint(snapshotState(await trainer.getState()), meta);
+      // What getState + a copy (the read the checkpointer made before) gives at this point.
+      const encoded = encodeCheckpoint(copyTrainerState(await trainer.getState()), meta);
       expected.set(point.progress.globalStep, { ...encoded, tensors: Buffer.concat(encoded.tensorChunks) });
       if (point.epochEnd) gated.open(); // step 1's write starts only now, after step 2 changed the weights
       await checkpointer.maybeCheckpoint(point.progress, point, s);

@@ -1,5 +1,11 @@
 import test from 'ava';
-import { afterEpoch, afterStep, initialProgress } from '../../../worker/train/trainer-state.js';
+import {
+  afterEpoch,
+  afterStep,
+  copyTrainerState,
+  initialProgress,
+} from '../../../worker/train/trainer-state.js';
+import { assertSameState, makeState } from '../../coordinator/checkpoint/fixtures.js';
 
 const hp = {
   epochs: 10,
@@ -42,4 +48,14 @@ test('afterEpoch stops early after patience epochs without improvement, not befo
     [3, true, true],
   ]);
   t.deepEqual(run(5).at(-1), [3, false, false]);
+});
+
+test('copyTrainerState copies every array, so training after the snapshot does not change it', (t) => {
+  const state = makeState({ globalStep: 3 });
+  const snapshot = copyTrainerState(state);
+  assertSameState(t, snapshot, state);
+  const expected = copyTrainerState(state);
+  for (const { values } of [...state.weights.values(), ...state.optimizer.slots.values()]) values.fill(0.5);
+  assertSameState(t, snapshot, expected);
+  t.not(snapshot.progress, state.progress);
 });
