@@ -107,10 +107,15 @@ export function encodeChunk(c: WireChunk, into?: Buffer): Buffer {
 export function encodeChunkFrameHead(c: ChunkHead, dataBytes: number): Buffer {
   const layout = headLayout(c, dataBytes);
   const buf = Buffer.allocUnsafe(GRPC_FRAME_PREFIX_BYTES + layout.bytes);
-  buf[0] = 0;
-  buf.writeUInt32BE(layout.bytes + dataBytes, 1);
+  writeGrpcFramePrefix(buf, layout.bytes + dataBytes);
   writeHead(layout, buf, GRPC_FRAME_PREFIX_BYTES);
   return buf;
+}
+
+/** The 5-byte prefix of an uncompressed gRPC frame of `messageBytes`: flag 0, big-endian length. */
+export function writeGrpcFramePrefix(buf: Buffer, messageBytes: number): void {
+  buf[0] = 0;
+  buf.writeUInt32BE(messageBytes, 1);
 }
 
 class Reader {

@@ -3,6 +3,7 @@ import { status as GrpcStatus, Metadata } from '@grpc/grpc-js';
 import { ClusterError, errorMessage } from '../../shared/errors.js';
 import type { ServerStreamHandle } from '../../shared/rpc/client.js';
 import { fromServiceError } from '../../shared/rpc/status.js';
+import { GRPC_FRAME_PREFIX_BYTES, writeGrpcFramePrefix } from './chunk-codec.js';
 import type { ChunkStreamDecoder } from './chunk-stream-decoder.js';
 
 /**
@@ -134,12 +135,11 @@ export function openRingStream(
   return { accepted: acceptedOrFailed, done, cancel };
 }
 
-/** One uncompressed gRPC frame: flag 0, big-endian length, message. */
+/** One uncompressed gRPC frame: the prefix, then the message. */
 function frame(message: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(5 + message.byteLength);
-  out[0] = 0;
-  out.writeUInt32BE(message.byteLength, 1);
-  out.set(message, 5);
+  const out = Buffer.allocUnsafe(GRPC_FRAME_PREFIX_BYTES + message.byteLength);
+  writeGrpcFramePrefix(out, message.byteLength);
+  out.set(message, GRPC_FRAME_PREFIX_BYTES);
   return out;
 }
 

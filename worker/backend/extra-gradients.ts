@@ -51,24 +51,19 @@ const gatherNdGradient: tf.GradConfig = {
   },
 };
 
-/** `dy` of a reduction of x over `axis` (keepDims or not), spread back over x's shape. */
-function spreadBack(x: tf.Tensor, dy: tf.Tensor, axis: number | number[] | undefined): tf.Tensor {
-  const axes = tf.util.parseAxisParam(axis ?? x.shape.map((_, i) => i), x.shape);
-  const kept = x.shape.map((size, i) => (axes.includes(i) ? 1 : size));
-  return tf.mul(tf.reshape(dy, kept), tf.onesLike(x));
-}
-
+/** d/dx of x reduced over `axis` (keepDims or not): dy spread back over x's shape, / count for Mean. */
 function reductionGradient(kernelName: 'Sum' | 'Mean'): tf.GradConfig {
   return {
     kernelName,
     inputsToSave: ['x'],
     gradFunc: (dy, saved: Saved, attrs) => {
       const x = saved[0]!;
-      const axis = (attrs as { axis?: number | number[] }).axis;
-      if (kernelName === 'Sum') return { x: () => spreadBack(x, dy as tf.Tensor, axis) };
+      const { axis } = attrs as { axis?: number | number[] };
       const axes = tf.util.parseAxisParam(axis ?? x.shape.map((_, i) => i), x.shape);
+      const kept = x.shape.map((size, i) => (axes.includes(i) ? 1 : size));
       const count = axes.reduce((n, i) => n * x.shape[i]!, 1);
-      return { x: () => spreadBack(x, tf.div(dy as tf.Tensor, count), axis) };
+      const scaled = () => (kernelName === 'Mean' ? tf.div(dy as tf.Tensor, count) : (dy as tf.Tensor));
+      return { x: () => tf.mul(tf.reshape(scaled(), kept), tf.onesLike(x)) };
     },
   };
 }
