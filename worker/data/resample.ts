@@ -354,7 +354,7 @@ export function resampleRegion(
   return out;
 }
 
-/** The whole of `src` scaled to width x height (the validation resize). */
+/** The whole of `src` scaled to width x height: resampleRegion with a region that covers it all. */
 export function resampleImage(src: RgbImage, width: number, height: number, kind: Interpolation): Uint8Array {
   return resampleRegion(src, width, height, { x: 0, y: 0, width, height }, kind);
 }

@@ -68,6 +68,18 @@ test('loadBatch skips corrupt records, names file and offset, and returns the go
   }
 });
 
+/** `dataset` with its reads done by `read` (a class instance's methods do not spread, so listed here). */
+function withRead(dataset: Dataset, read: Dataset['read']): Dataset {
+  return {
+    ...dataset,
+    url: dataset.url,
+    size: dataset.size,
+    skippedAtOpen: [],
+    sourceOf: (i) => dataset.sourceOf(i),
+    read,
+  };
+}
+
 test("loadBatch with onBadRecord 'fail' throws the corrupt record's error", async (t) => {
   const { dataset, url } = await corruptRec(t);
   const err = await t.throwsAsync(loadBatch(dataset, [0, 2, 4], { ...options, onBadRecord: 'fail' }));
@@ -77,17 +89,10 @@ test("loadBatch with onBadRecord 'fail' throws the corrupt record's error", asyn
 
 test('loadBatch throws storage failures even when skipping bad records', async (t) => {
   const { dataset } = await corruptRec(t);
-  const failing: Dataset = {
-    ...dataset,
-    url: dataset.url,
-    size: dataset.size,
-    skippedAtOpen: [],
-    sourceOf: (i) => dataset.sourceOf(i),
-    read: async (i, signal) => {
-      if (i === 4) throw new StorageError(dataset.url, 'connection reset');
-      return dataset.read(i, signal);
-    },
-  };
+  const failing = withRead(dataset, async (i, signal) => {
+    if (i === 4) throw new StorageError(dataset.url, 'connection reset');
+    return dataset.read(i, signal);
+  });
   const err = await t.throwsAsync(loadBatch(failing, [0, 4], options), { instanceOf: StorageError });
   t.regex(err!.message, /connection reset/);
 });
@@ -114,17 +119,10 @@ test('loadBatch reads every sample of the batch at once, not a few at a time', a
 test('loadBatch decodes reads started elsewhere and does not read those samples again', async (t) => {
   const { dataset } = await corruptRec(t);
   const reads: number[] = [];
-  const counting: Dataset = {
-    ...dataset,
-    url: dataset.url,
-    size: dataset.size,
-    skippedAtOpen: [],
-    sourceOf: (i) => dataset.sourceOf(i),
-    read: (i, signal) => {
-      reads.push(i);
-      return dataset.read(i, signal);
-    },
-  };
+  const counting = withRead(dataset, (i, signal) => {
+    reads.push(i);
+    return dataset.read(i, signal);
+  });
   const started = [4, 1, 0].map((i) => counting.read(i));
   reads.length = 0;
   const batch = await loadBatch(counting, [4, 1, 0], { ...options, reads: started });
