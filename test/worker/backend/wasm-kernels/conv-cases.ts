@@ -64,6 +64,20 @@ const cases: ConvCase[] = [
     strides: 2,
     pad: 1,
   },
+  { name: '3x3 stride 3 pad 1 on 10x8', input: [2, 10, 8, 3], filter: [3, 3, 3, 4], strides: 3, pad: 1 },
+  { name: '2x2 stride 2 VALID on 8x9', input: [1, 8, 9, 3], filter: [2, 2, 3, 5], strides: 2, pad: 'valid' },
+  {
+    name: '1x1 stride 2 pad 1 (a phase would need a negative pad)',
+    input: [1, 7, 6, 3],
+    filter: [1, 1, 3, 2],
+    strides: 2,
+    pad: [
+      [0, 0],
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ],
+  },
   {
     name: '3x3 VALID (SSD300 conv10_2, 5 -> 3)',
     input: [2, 5, 5, 6],

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import test from 'ava';
 import { setPatchChunkFloats } from '../../../../worker/backend/wasm-kernels/conv-attrs.js';
 import { transposedConvPads } from '../../../../worker/backend/wasm-kernels/conv2d-backprop-input.js';
+import { stridePhases } from '../../../../worker/backend/wasm-kernels/stride-phases.js';
 import { initWasmAndCpu, relativeError, runOn, seeded, TIGHT } from '../backend-compare.js';
 import { type ConvCase, convCases, inputGrad, naiveInputGrad } from './conv-cases.js';
 
@@ -16,7 +17,8 @@ async function reference(c: ConvCase, dy: tf.Tensor, w: tf.Tensor): Promise<Floa
 
 function route(c: ConvCase): string {
   const info = tf.backend_util.computeConv2DInfo(c.input, c.filter, c.strides, c.dilation ?? 1, c.pad);
-  return transposedConvPads(info) ? 'transposed conv' : 'col2im';
+  if (transposedConvPads(info)) return 'transposed conv';
+  return stridePhases(info) ? 'stride phases' : 'col2im';
 }
 
 const matchesReference = test.macro({
@@ -35,13 +37,15 @@ const matchesReference = test.macro({
 for (const c of convCases.cases) test.serial(matchesReference, c);
 
 test.serial(
-  'wasm Conv2DBackpropInput takes the transposed-conv route for stride 1 and col2im otherwise',
+  'wasm Conv2DBackpropInput takes the transposed-conv route for stride 1, stride phases for strides, col2im for negative pads',
   (t) => {
     const routes = Object.fromEntries(convCases.cases.map((c) => [c.name, route(c)]));
     t.is(routes['3x3 stride 1 SAME, batch 2, odd 9x9'], 'transposed conv');
     t.is(routes['3x3 dilation 6 pad 6 (atrous fc6)'], 'transposed conv');
-    t.is(routes['3x3 stride 2 pad 1 (SSD extras, 19 -> 10)'], 'col2im');
-    t.is(routes['3x3 strides [2, 1] SAME on 10x7'], 'col2im');
+    t.is(routes['3x3 stride 2 pad 1 (SSD extras, 19 -> 10)'], 'stride phases');
+    t.is(routes['3x3 strides [2, 1] SAME on 10x7'], 'stride phases');
+    t.is(routes['1x1 stride 2 (ResNet downsampling)'], 'stride phases');
+    t.is(routes['1x1 stride 2 pad 1 (a phase would need a negative pad)'], 'col2im');
   },
 );
 
@@ -60,8 +64,10 @@ test.serial('wasm Conv2DBackpropInput gives the same result when col2im runs in 
   tf.dispose([dy, w]);
 });
 
-test.serial('wasm Conv2DBackpropInput frees every intermediate on both routes', async (t) => {
-  for (const c of [convCases.cases[0]!, convCases.cases[1]!]) {
+test.serial('wasm Conv2DBackpropInput frees every intermediate on all three routes', async (t) => {
+  const routes = ['transposed conv', 'stride phases', 'col2im'];
+  const oneOfEach = routes.map((r) => convCases.cases.find((c) => route(c) === r)!);
+  for (const c of oneOfEach) {
     const dy = seeded(convCases.outputShape(c), 5);
     const w = seeded(c.filter, 6);
     const tensors = tf.memory().numTensors;
