@@ -1,7 +1,7 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type * as tf from '@tensorflow/tfjs-core';
 import { type BackwardConvAttrs, backwardConvInfo, patchChunkFloats } from './conv-attrs.js';
-import { im2colTransposed, patchSize, rowChunks, toChannelPlanes } from './im2col.js';
+import { im2colTransposed, patchSize, planesSize, rowChunks, toChannelPlanes } from './im2col.js';
 import {
   allocate,
   assertFloat32,
@@ -17,8 +17,8 @@ import {
  * Conv2DBackpropFilter for the wasm backend, which has none:
  *   dW[kh, kw, ci, co] = sum over (b, oh, ow) of x[b, ih, iw, ci] * dy[b, oh, ow, co]
  *                      = colT · dy, colT the [K, M] transposed patch matrix (K = kh*kw*ci, M = b*oh*ow).
- * x is first turned into channel planes so colT rows are copies of image-row runs (memmove for
- * stride 1; O(n k) either way); the product runs in the backend's BatchMatMul, which for
+ * x is first turned into channel planes (split by stride phase when strided) so colT rows are copies
+ * of plane-row runs (memmove; O(n k) either way); the product runs in the backend's BatchMatMul, which for
  * untransposed rank-3 operands with batch 1 is XNNPACK's fully-connected operator (wasm SIMD, threads).
  * Output rows are processed in chunks of at most patchChunkFloats() patch floats; the partial products add up.
  * Honours strides, SAME/VALID/explicit pads and (beyond tfjs-core) `dilations`.
@@ -31,7 +31,7 @@ export function conv2DBackpropFilter(args: WasmKernelArgs): TensorInfo {
   const info = backwardConvInfo('Conv2DBackpropFilter', x.shape, attrs.filterShape, attrs);
   const patch = patchSize(info);
   const outChannels = info.outChannels;
-  const planes = allocate(backend, x.shape);
+  const planes = allocate(backend, [planesSize(info)]);
   toChannelPlanes(heapF32(backend, x), info, heapF32(backend, planes));
   let total: TensorInfo | undefined;
   for (const [r0, r1] of rowChunks(

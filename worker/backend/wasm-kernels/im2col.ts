@@ -27,16 +27,77 @@ function validColumns(info: ConvInfo, kw: number): [number, number] {
 }
 
 /**
- * Channel planes: planes[(b * C + c) * H * W + ih * W + iw] = x[b, ih, iw, c], i.e. each image
- * [H * W, C] transposed. In planes a patch-matrix row segment is a run of one image row, which
- * stride 1 turns into a plain copy.
+ * How toChannelPlanes lays x out: one plane of height x width per (image, channel, stride phase).
+ * A strided convolution without dilation is split by phase (rh, rw) = (ih mod sh, iw mod sw), so that
+ * each tap reads one phase plane at stride 1: its patch-matrix rows become runs of plane rows (the
+ * stride-1 copies) instead of element-by-element strided reads.
+ */
+export interface PlaneLayout {
+  phasesH: number;
+  phasesW: number;
+  height: number;
+  width: number;
+}
+
+export function planeLayout(info: ConvInfo): PlaneLayout {
+  const strided = info.strideHeight > 1 || info.strideWidth > 1;
+  if (!strided || info.dilationHeight > 1 || info.dilationWidth > 1) {
+    return { phasesH: 1, phasesW: 1, height: info.inHeight, width: info.inWidth };
+  }
+  return {
+    phasesH: info.strideHeight,
+    phasesW: info.strideWidth,
+    height: Math.ceil(info.inHeight / info.strideHeight),
+    width: Math.ceil(info.inWidth / info.strideWidth),
+  };
+}
+
+/** Floats of the planes: >= x's size (phases of odd sizes are padded with zeros). */
+export function planesSize(info: ConvInfo): number {
+  const l = planeLayout(info);
+  return info.batchSize * info.inChannels * l.phasesH * l.phasesW * l.height * l.width;
+}
+
+/**
+ * Channel planes: planes[((b * C + c) * P + rh * phasesW + rw) * height * width + i * width + j] =
+ * x[b, i * phasesH + rh, j * phasesW + rw, c] (P = phasesH * phasesW; zero past the input). Without
+ * phases that is each image [H * W, C] transposed. In planes a patch-matrix row segment is a run of
+ * one plane row, which stride 1 (or a phase plane) turns into a plain copy.
  */
 export function toChannelPlanes(x: Float32Array, info: ConvInfo, planes: Float32Array): void {
+  const layout = planeLayout(info);
   const pixels = info.inHeight * info.inWidth;
   const imageSize = pixels * info.inChannels;
+  if (layout.phasesH === 1 && layout.phasesW === 1) {
+    for (let b = 0; b < info.batchSize; b++) {
+      const image = x.subarray(b * imageSize, (b + 1) * imageSize);
+      transposeMatrix(image, pixels, info.inChannels, planes.subarray(b * imageSize, (b + 1) * imageSize));
+    }
+    return;
+  }
+  toPhasePlanes(x, info, layout, planes);
+}
+
+function toPhasePlanes(x: Float32Array, info: ConvInfo, l: PlaneLayout, planes: Float32Array): void {
+  const { inHeight, inWidth, inChannels: channels } = info;
+  const planeSize = l.height * l.width;
+  const phases = l.phasesH * l.phasesW;
+  if (inHeight % l.phasesH !== 0 || inWidth % l.phasesW !== 0) planes.fill(0, 0, planesSize(info));
+  let src = 0;
   for (let b = 0; b < info.batchSize; b++) {
-    const image = x.subarray(b * imageSize, (b + 1) * imageSize);
-    transposeMatrix(image, pixels, info.inChannels, planes.subarray(b * imageSize, (b + 1) * imageSize));
+    for (let ih = 0; ih < inHeight; ih++) {
+      const rh = ih % l.phasesH;
+      const rowBase = b * channels * phases * planeSize + rh * l.phasesW * planeSize;
+      const rowAt = ((ih - rh) / l.phasesH) * l.width;
+      for (let iw = 0; iw < inWidth; iw++) {
+        const rw = iw % l.phasesW;
+        let dst = rowBase + rw * planeSize + rowAt + (iw - rw) / l.phasesW;
+        for (let c = 0; c < channels; c++) {
+          planes[dst] = x[src++]!;
+          dst += phases * planeSize;
+        }
+      }
+    }
   }
 }
 
@@ -55,9 +116,25 @@ export function im2colTransposed(
   outAt: number,
 ): void {
   const columns = (rowEnd - rowStart) * info.outWidth;
+  const layout = planeLayout(info);
+  const phases = layout.phasesH * layout.phasesW;
+  // Taps read the planes at stride 1 (a phase plane when strided): a plane as tall and wide as the
+  // planes, phases counted as channels.
+  const planeInfo: ConvInfo =
+    phases === 1
+      ? info
+      : {
+          ...info,
+          inHeight: layout.height,
+          inWidth: layout.width,
+          inChannels: info.inChannels * phases,
+          strideHeight: 1,
+          strideWidth: 1,
+        };
   // Stride 1 with input rows as wide as output rows: consecutive output rows read consecutive plane
   // rows at the same pitch, so a run of them is one copy (plus zeroing the padded border columns).
-  const rowsAtOnce = info.strideHeight === 1 && info.strideWidth === 1 && info.inWidth === info.outWidth;
+  const rowsAtOnce =
+    planeInfo.strideHeight === 1 && planeInfo.strideWidth === 1 && planeInfo.inWidth === info.outWidth;
   for (let k = 0; k < patchSize(info); k++) {
     const c = k % info.inChannels;
     const tap = (k - c) / info.inChannels;
@@ -66,7 +143,7 @@ export function im2colTransposed(
     const copy: TapCopy = {
       heap,
       planesAt,
-      info,
+      info: planeInfo,
       r0: rowStart,
       c,
       columns: validColumns(info, kw),
@@ -74,10 +151,25 @@ export function im2colTransposed(
       rowShift: kh * info.dilationHeight - info.padInfo.top,
       dstAt: outAt + k * columns,
     };
+    if (phases > 1) toPhaseTap(copy, layout, c);
     if (rowsAtOnce) copyTapRuns(copy, rowEnd);
     else copyTapRows(copy, rowEnd);
   }
 }
+
+/**
+ * A strided tap as a stride-1 tap of its phase plane: input offset u = q * s + r (r = u mod s) reads
+ * phase r at plane offset q. The valid output columns stay those of the strided tap.
+ */
+function toPhaseTap(copy: TapCopy, layout: PlaneLayout, c: number): void {
+  const rh = mod(copy.rowShift, layout.phasesH);
+  const rw = mod(copy.shift, layout.phasesW);
+  copy.c = c * layout.phasesH * layout.phasesW + rh * layout.phasesW + rw;
+  copy.rowShift = (copy.rowShift - rh) / layout.phasesH;
+  copy.shift = (copy.shift - rw) / layout.phasesW;
+}
+
+const mod = (a: number, n: number) => ((a % n) + n) % n;
 
 /** Patch element k's row of colT over output rows [r0, ...): its channel, valid columns and offsets. */
 interface TapCopy {

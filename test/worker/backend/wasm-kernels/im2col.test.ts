@@ -5,6 +5,7 @@ import {
   flipFilter,
   im2colTransposed,
   patchSize,
+  planesSize,
   rowChunks,
   toChannelPlanes,
 } from '../../../../worker/backend/wasm-kernels/im2col.js';
@@ -17,6 +18,15 @@ const geometries: [string, tf.backend_util.Conv2DInfo][] = [
   ['3x3 stride 2 pad 1, batch 2', tf.backend_util.computeConv2DInfo([2, 7, 6, 3], [3, 3, 3, 4], 2, 1, 1)],
   ['3x3 dilation 2 SAME', tf.backend_util.computeConv2DInfo([1, 9, 8, 2], [3, 3, 2, 4], 1, 2, 'same')],
   ['7x7 stride 2 pad 3', tf.backend_util.computeConv2DInfo([1, 11, 11, 2], [7, 7, 2, 3], 2, 1, 3)],
+  // Stride 2 on an even side: phase planes as wide as output rows, so whole runs are copied.
+  [
+    '3x3 stride 2 pad 1 on 8x8, batch 2',
+    tf.backend_util.computeConv2DInfo([2, 8, 8, 3], [3, 3, 3, 4], 2, 1, 1),
+  ],
+  [
+    '3x3 strides [2, 1] SAME',
+    tf.backend_util.computeConv2DInfo([1, 7, 5, 2], [3, 3, 2, 3], [2, 1], 1, 'same'),
+  ],
   // Stride 1, input rows as wide as output rows: runs of rows are copied at once.
   ['3x3 stride 1 SAME, batch 3', tf.backend_util.computeConv2DInfo([3, 5, 6, 2], [3, 3, 2, 3], 1, 1, 'same')],
   ['5x5 stride 1 pad 2, 1 row', tf.backend_util.computeConv2DInfo([2, 1, 7, 1], [5, 5, 1, 2], 1, 1, 2)],
@@ -29,11 +39,12 @@ function patchMatrixT(
   r0: number,
   r1: number,
 ): Float32Array {
-  const heap = new Float32Array(x.length + patchSize(info) * (r1 - r0) * info.outWidth);
-  heap.fill(Number.NaN, x.length); // an element im2col forgets to write shows
-  toChannelPlanes(x, info, heap.subarray(0, x.length));
-  im2colTransposed(heap, 0, info, r0, r1, x.length);
-  return heap.slice(x.length);
+  const planes = planesSize(info);
+  const heap = new Float32Array(planes + patchSize(info) * (r1 - r0) * info.outWidth);
+  heap.fill(Number.NaN); // an element toChannelPlanes or im2col forgets to write shows
+  toChannelPlanes(x, info, heap.subarray(0, planes));
+  im2colTransposed(heap, 0, info, r0, r1, planes);
+  return heap.slice(planes);
 }
 
 for (const [name, info] of geometries) {
