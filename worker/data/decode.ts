@@ -1,6 +1,7 @@
 /**
  * The image decoder edge, over sharp (libvips). Decoding runs on the libuv thread pool; a region that
- * the JS resampler renders (rendersInJs) is resampled on the calling thread (the prepare thread).
+ * the JS resampler renders (rendersInJs) is resampled on the calling thread (the prepare thread), from
+ * the whole decoded image, which a DecodedImageCache may keep for the next epoch.
  *
  * Only JPEG and PNG are accepted (SageMaker's object detection supports no other formats), checked from
  * the first bytes before sharp sees them. Images are turned upright by their EXIF orientation, as
@@ -14,6 +15,7 @@ import { ClusterError, errorMessage } from '../../shared/errors.js';
 import { readImageInfo, sniffImageFormat } from '../../shared/recordio/image-info.js';
 import type { Interpolation } from './augment.js';
 import type { PixelRect } from './crop.js';
+import type { DecodedImageCache } from './decoded-image-cache.js';
 import type { Placement } from './placement.js';
 import { type RgbImage, resampleRegion, resampleWork } from './resample.js';
 
@@ -163,15 +165,26 @@ export function decodeImage(image: Uint8Array, source: string): Promise<RgbImage
   return runSharp(image, source);
 }
 
+/** decodeImage through `cache` (when given): a held image for exactly these bytes, else a decode offered to it. */
+async function decodeWhole(image: Uint8Array, source: string, cache?: DecodedImageCache): Promise<RgbImage> {
+  const held = cache?.get(source, image);
+  if (held !== undefined) return held;
+  const decoded = await decodeImage(image, source);
+  cache?.offer(source, image, decoded);
+  return decoded;
+}
+
 /**
  * The placement's region as uint8 RGB (region.width * region.height * 3 bytes): the whole image resized
  * to scaledWidth x scaledHeight with `interpolation`, then cropped. null when the region is empty.
+ * `cache` keeps the whole decoded images of the JS path (the libvips path never decodes them whole).
  */
 export async function renderRegion(
   image: Uint8Array,
   source: string,
   p: Placement,
   interpolation: Interpolation,
+  cache?: DecodedImageCache,
 ): Promise<Uint8Array | null> {
   const region = p.region;
   if (region === null) return null;
@@ -180,7 +193,7 @@ export async function renderRegion(
   if (!rendersInJs(size.width, size.height, p, interpolation)) {
     return (await runSharp(image, source, { p, region, interpolation })).data;
   }
-  const decoded = await decodeImage(image, source);
+  const decoded = await decodeWhole(image, source, cache);
   if (decoded.width !== size.width || decoded.height !== size.height) {
     throw new ClusterError(
       'IMAGE',

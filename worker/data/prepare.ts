@@ -13,9 +13,10 @@ import { createRng, RNG_STREAM } from '../../shared/random.js';
 import { type Interpolation, planTrainTransform } from './augment.js';
 import type { DatasetSample } from './dataset.js';
 import { readImageSize, renderRegion } from './decode.js';
+import type { DecodedImageCache } from './decoded-image-cache.js';
 import type { GroundTruth } from './ground-truth.js';
 import { composeInput, foldNormalisation, IMAGENET_MEAN, IMAGENET_STD, type Rgb } from './normalise.js';
-import { mapBoxes, placeWholeImage, placeWindow } from './placement.js';
+import { mapBoxes, type Placement, placeWholeImage, placeWindow } from './placement.js';
 
 export interface PrepareOptions {
   /** Output side S (SageMaker image_shape). */
@@ -66,12 +67,14 @@ export function checkPrepareOptions(options: PrepareOptions): void {
 
 /**
  * Decodes, augments (train) or resizes (validation) and normalises one sample. `into`, when given, is
- * where the S*S*3 pixels are written (a slot of a batch buffer); else a new array.
+ * where the S*S*3 pixels are written (a slot of a batch buffer); else a new array. `decoded`, when
+ * given, keeps decoded images between calls (the prepare thread's cache); the result is the same.
  */
 export async function prepareSample(
   sample: DatasetSample,
   options: PrepareOptions,
   into?: Float32Array,
+  decoded?: DecodedImageCache,
 ): Promise<PreparedSample> {
   checkPrepareOptions(options);
   const size = options.imageShape;
@@ -85,17 +88,19 @@ export async function prepareSample(
   const transformOf = (colour: Parameters<typeof foldNormalisation>[0]) =>
     foldNormalisation(colour, { mean: options.mean ?? IMAGENET_MEAN, std: options.std ?? IMAGENET_STD });
   const { width, height } = await readImageSize(sample.image, sample.source);
+  const render = (p: Placement, kind: Interpolation) =>
+    renderRegion(sample.image, sample.source, p, kind, decoded);
   const base = { index: sample.index, pixels, originalWidth: width, originalHeight: height };
   if (!options.train) {
     const placement = placeWholeImage(width, height, size);
-    const region = await renderRegion(sample.image, sample.source, placement, VALIDATION_INTERPOLATION);
+    const region = await render(placement, VALIDATION_INTERPOLATION);
     composeInput(region!, placement, transformOf(null), false, pixels);
     return { ...base, gt: sample.gt };
   }
   const rng = createRng(options.seed, RNG_STREAM.augment, options.epoch, sample.index);
   const plan = planTrainTransform(rng, width, height, sample.gt);
   const placement = placeWindow(plan.window, width, height, size);
-  const region = await renderRegion(sample.image, sample.source, placement, plan.interpolation);
+  const region = await render(placement, plan.interpolation);
   composeInput(region ?? new Uint8Array(0), placement, transformOf(plan.colour), plan.flip, pixels);
   const gt = mapBoxes(sample.gt, plan.kept, plan.boxes, plan.window, placement, plan.flip);
   return { ...base, gt };

@@ -8,6 +8,7 @@ import {
   renderRegion,
   rendersInJs,
 } from '../../../worker/data/decode.js';
+import { DecodedImageCache } from '../../../worker/data/decoded-image-cache.js';
 import { placeWholeImage, placeWindow } from '../../../worker/data/placement.js';
 
 type Encode = (image: Sharp) => Sharp;
@@ -171,3 +172,30 @@ for (const kind of ['linear', 'cubic', 'mitchell', 'lanczos3'] as const) {
     t.true(worst <= 1, `largest difference ${worst}`);
   });
 }
+
+test('renderRegion through a cache decodes a small image once and renders what it renders without one', async (t) => {
+  const [w, h] = [96, 72];
+  const image = await png(smoothRgb(w, h), w, h);
+  const cache = new DecodedImageCache(1 << 20);
+  const windows = [
+    { x: -20, y: -10, width: 130, height: 100 },
+    { x: 10, y: 5, width: 50, height: 40 },
+  ];
+  for (const window of windows) {
+    const p = placeWindow(window, w, h, 70);
+    t.true(rendersInJs(w, h, p, 'cubic'));
+    const cached = await renderRegion(image, 'smooth.png', p, 'cubic', cache);
+    t.deepEqual(cached, await renderRegion(image, 'smooth.png', p, 'cubic'));
+  }
+  t.like(cache.stats(), { misses: 1, hits: 1, entries: 1, bytesHeld: image.length + w * h * 3 });
+});
+
+test('renderRegion leaves images that libvips renders out of the cache', async (t) => {
+  const [w, h] = [300, 240];
+  const image = await png(smoothRgb(w, h), w, h);
+  const cache = new DecodedImageCache(1 << 20);
+  const p = placeWindow({ x: 0, y: 0, width: w, height: h }, w, h, 64);
+  t.false(rendersInJs(w, h, p, 'cubic'));
+  await renderRegion(image, 'large.png', p, 'cubic', cache);
+  t.deepEqual(cache.stats(), { budgetBytes: 1 << 20, bytesHeld: 0, entries: 0, hits: 0, misses: 0 });
+});

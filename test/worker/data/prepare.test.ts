@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import { isClusterError } from '../../../shared/errors.js';
 import { createRng, RNG_STREAM } from '../../../shared/random.js';
 import { planTrainTransform } from '../../../worker/data/augment.js';
+import { DecodedImageCache } from '../../../worker/data/decoded-image-cache.js';
 import {
   foldNormalisation,
   IMAGENET_MEAN,
@@ -201,4 +202,39 @@ test('an EXIF-rotated image prepares exactly as its upright twin (train and vali
     t.deepEqual(b.pixels, a.pixels, JSON.stringify(options));
     t.deepEqual(b.gt, a.gt);
   }
+});
+
+test('prepareSample gives the same train and validation samples with and without a decode cache, over two epochs', async (t) => {
+  const samples = await Promise.all(
+    [0, 1, 2, 3].map(async (index) => {
+      const rect = { x: 10 + 7 * index, y: 20, width: 40, height: 30 };
+      const sample = await rectangleSample(96, 80, rect, index, { fg: [250, 40, 90], bg: [20, 120, 60] });
+      // Half JPEG (lossy, so the decoded pixels are not the drawn ones), half PNG.
+      const image = index % 2 === 0 ? sample.image : await sharp(sample.image).jpeg().toBuffer();
+      return { ...sample, image, source: `set.rec@${index * 512}` };
+    }),
+  );
+  const validation = samples.map((s) => ({ ...s, source: `val-${s.source}` }));
+  const cache = new DecodedImageCache(1 << 20);
+  for (const epoch of [0, 1]) {
+    for (const sample of samples) {
+      const options = train(epoch, 48);
+      t.deepEqual(
+        await prepareSample(sample, options, undefined, cache),
+        await prepareSample(sample, options),
+      );
+    }
+    for (const sample of validation) {
+      const options = { ...train(epoch, 48), train: false };
+      t.deepEqual(
+        await prepareSample(sample, options, undefined, cache),
+        await prepareSample(sample, options),
+      );
+    }
+  }
+  const stats = cache.stats();
+  // Every validation sample and most train samples take the JS path (a window can fall outside the
+  // image): the second epoch must have been served by the cache for the comparison to mean anything.
+  t.is(stats.entries, stats.misses, 'one decode per image');
+  t.true(stats.hits >= validation.length + 1, `hits ${stats.hits}`);
 });
