@@ -10,15 +10,25 @@
  *      sample's bytes may be a view of a larger buffer, which must be neither detached nor cloned whole).
  *   2. The thread (prepare-thread-main.ts) runs prepareSample and answers { id, ok } with the pixels
  *      transferred, or { id, error: { code, message } }, which comes back as a ClusterError with that
- *      code and message (so batch.ts still tells bad records from other failures).
+ *      code and message (so batch.ts still tells bad records from other failures). Every answer also
+ *      carries the thread's decode cache counters (decoded-image-cache.ts) as they stand after the job;
+ *      answers arrive in the order they were posted, so the last one seen is the newest.
  *   3. The thread starts on first use and is ref'd only while jobs are pending: it keeps a process that
  *      waits for an answer alive and never keeps an idle one. If it dies, its pending jobs reject with
- *      an INTERNAL error and the next job starts a new thread.
+ *      an INTERNAL error and the next job starts a new thread. The thread's settings (its decode cache
+ *      budget) are its start-up data: configurePrepareThread sets them before the thread starts.
  * There is no abort per job: a job takes milliseconds, and the caller checks its signal on the answer.
  */
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { ClusterError, type ClusterErrorCode, errorMessage } from '../../shared/errors.js';
 import type { DatasetSample } from './dataset.js';
+import {
+  addDecodeCacheCounts,
+  DEFAULT_DECODE_CACHE_MB,
+  type DecodedImageCacheStats,
+  EMPTY_DECODE_CACHE_STATS,
+  MB,
+} from './decoded-image-cache.js';
 import { checkPrepareOptions, type PreparedSample, type PrepareOptions } from './prepare.js';
 
 export interface PrepareJob {
@@ -27,9 +37,20 @@ export interface PrepareJob {
   options: PrepareOptions;
 }
 
-export type PrepareReply =
+export type PrepareReply = (
   | { id: number; ok: PreparedSample }
-  | { id: number; error: { code: ClusterErrorCode; message: string } };
+  | { id: number; error: { code: ClusterErrorCode; message: string } }
+) & { cache?: DecodedImageCacheStats };
+
+/** What the thread is started with (worker data). */
+export interface PrepareThreadData extends PrepareThreadSettings {
+  answers: MessagePort;
+}
+
+export interface PrepareThreadSettings {
+  /** Budget of the thread's cache of decoded images, in bytes; 0 turns it off. */
+  decodeCacheBytes: number;
+}
 
 interface Pending {
   resolve(sample: PreparedSample): void;
@@ -46,15 +67,21 @@ class PrepareThread {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private dead = false;
+  /** The thread's decode cache counters from its latest answer. */
+  cacheStats: DecodedImageCacheStats;
 
-  constructor(private readonly onDead: (thread: PrepareThread) => void) {
+  constructor(
+    readonly settings: Readonly<PrepareThreadSettings>,
+    private readonly onDead: (thread: PrepareThread) => void,
+  ) {
+    this.cacheStats = { ...EMPTY_DECODE_CACHE_STATS, budgetBytes: settings.decodeCacheBytes };
     const { port1, port2 } = new MessageChannel();
     this.answers = port1;
     // No inherited execArgv: the boot file registers tsx itself, and flags meant for the main script
     // (--input-type, --eval) break a thread.
     this.worker = new Worker(new URL('./prepare-thread-boot.mjs', import.meta.url), {
       execArgv: [],
-      workerData: { answers: port2 },
+      workerData: { answers: port2, ...settings } satisfies PrepareThreadData,
       transferList: [port2],
     });
     this.worker.unref();
@@ -96,6 +123,7 @@ class PrepareThread {
   }
 
   private settle(reply: PrepareReply): void {
+    if (reply.cache !== undefined && !this.dead) this.cacheStats = reply.cache;
     const job = this.pending.get(reply.id);
     if (job === undefined) return;
     this.forget(reply.id);
@@ -127,7 +155,6 @@ class PrepareThread {
   }
 }
 
-/** Only the plain-data fields: the caller's options may hold signals, loggers and queues. */
 /**
  * Every field of PrepareOptions, and only those, goes to the thread (a caller's object may carry more,
  * which structured clone could refuse). `satisfies` makes a new PrepareOptions field a type error here.
@@ -148,6 +175,36 @@ function pickPrepareOptions(options: PrepareOptions): PrepareOptions {
 }
 
 let shared: PrepareThread | null = null;
+let settings: Readonly<PrepareThreadSettings> = { decodeCacheBytes: DEFAULT_DECODE_CACHE_MB * MB };
+/** Hits and misses of the threads that have stopped, so the totals never go down. */
+let retired: DecodedImageCacheStats = { ...EMPTY_DECODE_CACHE_STATS };
+
+/**
+ * Settings for the process's prepare thread, taken when it starts. Call it before the first job (or
+ * after closePrepareThread): a running thread with other settings is an INTERNAL error, not ignored.
+ */
+export function configurePrepareThread(next: PrepareThreadSettings): void {
+  const bytes = next.decodeCacheBytes;
+  if (!Number.isSafeInteger(bytes) || bytes < 0) {
+    throw new ClusterError(
+      'INTERNAL',
+      `prepare thread: decodeCacheBytes must be an integer >= 0, got ${bytes}`,
+    );
+  }
+  if (shared !== null && shared.settings.decodeCacheBytes !== bytes) {
+    throw new ClusterError(
+      'INTERNAL',
+      `prepare thread: already running with a ${shared.settings.decodeCacheBytes}-byte decode cache; close it before setting ${bytes}`,
+    );
+  }
+  settings = Object.freeze({ decodeCacheBytes: bytes });
+}
+
+/** The decode cache: hits and misses since the process started, bytes held by the running thread. */
+export function decodeCacheStats(): DecodedImageCacheStats {
+  const live = shared?.cacheStats ?? { ...EMPTY_DECODE_CACHE_STATS, budgetBytes: settings.decodeCacheBytes };
+  return addDecodeCacheCounts(retired, live);
+}
 
 /** prepareSample (same arguments, same result) run on the process's prepare thread. */
 export function prepareOnThread(
@@ -156,7 +213,8 @@ export function prepareOnThread(
   into?: Float32Array,
 ): Promise<PreparedSample> {
   checkPrepareOptions(options);
-  shared ??= new PrepareThread((thread) => {
+  shared ??= new PrepareThread(settings, (thread) => {
+    retired = addDecodeCacheCounts(retired, thread.cacheStats);
     if (shared === thread) shared = null;
   });
   return shared.prepare(sample, options, into);

@@ -3,10 +3,13 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { isClusterError } from '../../../shared/errors.js';
+import { DEFAULT_DECODE_CACHE_MB } from '../../../worker/data/decoded-image-cache.js';
 import { type PrepareOptions, prepareSample } from '../../../worker/data/prepare.js';
 import {
   closePrepareThread,
   collectThreadAnswers,
+  configurePrepareThread,
+  decodeCacheStats,
   prepareOnThread,
 } from '../../../worker/data/prepare-thread.js';
 import { encodeRgb, rectangleRgb, rectangleSample } from './fixtures.js';
@@ -92,6 +95,56 @@ test.serial(
     t.deepEqual(await prepareOnThread(sample, opts(true)), await prepareSample(sample, opts(true)));
     await closePrepareThread(); // idempotent with nothing pending
     await closePrepareThread();
+  },
+);
+
+test.serial(
+  'the thread keeps decoded images: a repeated sample is a hit with the same result, counted in decodeCacheStats',
+  async (t) => {
+    await closePrepareThread();
+    configurePrepareThread({ decodeCacheBytes: DEFAULT_DECODE_CACHE_MB * 1024 * 1024 });
+    const before = decodeCacheStats();
+    const sample = { ...(await jpegSample(6)), source: 'cache-test.rec@0' };
+    for (const epoch of [0, 1]) {
+      t.deepEqual(
+        await prepareOnThread(sample, opts(false, epoch)),
+        await prepareSample(sample, opts(false, epoch)),
+      );
+    }
+    const after = decodeCacheStats();
+    t.is(after.hits - before.hits, 1);
+    t.is(after.misses - before.misses, 1);
+    t.is(after.budgetBytes, DEFAULT_DECODE_CACHE_MB * 1024 * 1024);
+    t.true(after.bytesHeld >= 40 * 30 * 3 + sample.image.length, `bytes held ${after.bytesHeld}`);
+    await closePrepareThread();
+    const closed = decodeCacheStats();
+    t.like(closed, { hits: after.hits, misses: after.misses, bytesHeld: 0 }, 'counts survive the thread');
+  },
+);
+
+test.serial(
+  'configurePrepareThread 0 turns the cache off; another budget for a running thread is an error',
+  async (t) => {
+    await closePrepareThread();
+    configurePrepareThread({ decodeCacheBytes: 0 });
+    t.teardown(async () => {
+      await closePrepareThread();
+      configurePrepareThread({ decodeCacheBytes: DEFAULT_DECODE_CACHE_MB * 1024 * 1024 });
+    });
+    const before = decodeCacheStats();
+    const sample = await jpegSample(7);
+    for (const epoch of [0, 1]) {
+      t.deepEqual(
+        await prepareOnThread(sample, opts(false, epoch)),
+        await prepareSample(sample, opts(false, epoch)),
+      );
+    }
+    t.deepEqual(decodeCacheStats(), { ...before, budgetBytes: 0, bytesHeld: 0, entries: 0 });
+    configurePrepareThread({ decodeCacheBytes: 0 }); // the same settings: fine
+    const err = t.throws(() => configurePrepareThread({ decodeCacheBytes: 1024 }));
+    t.true(isClusterError(err, 'INTERNAL'));
+    t.regex(err!.message, /already running with a 0-byte decode cache/);
+    t.throws(() => configurePrepareThread({ decodeCacheBytes: -1 }), { message: /decodeCacheBytes/ });
   },
 );
 
