@@ -23,6 +23,8 @@ import { createTimeline, recordStepPhases, type Timeline, timelineNowMs } from '
 import { GrpcRingTransport } from './allreduce/grpc-transport.js';
 import { type BackendName, initBackend } from './backend/backend.js';
 import { CoordinatorClient } from './coordinator-client.js';
+import { registerDecodeCacheMetrics } from './data/decode-cache-metrics.js';
+import { configurePrepareThread, decodeCacheStats } from './data/prepare-thread.js';
 import { serveWorkerMetrics, type WorkerMetrics } from './metrics.js';
 import { startPeerServer } from './peer-service.js';
 import { RingReducer } from './ring-reducer.js';
@@ -56,6 +58,8 @@ export interface RunWorkerOptions {
   metricsPort?: number;
   /** Chrome trace of this worker's step phases and all-reduce calls, written at exit. */
   timeline?: string;
+  /** Budget of the prepare thread's decoded-image cache (default DEFAULT_DECODE_CACHE_MB; 0: off). */
+  decodeCacheBytes?: number;
   logger: Logger;
   env: NodeJS.ProcessEnv;
   /** SageMaker metric lines. */
@@ -71,6 +75,7 @@ export interface WorkerResult {
 
 export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
   if (o.gpu !== undefined) process.env.CUDA_VISIBLE_DEVICES = String(o.gpu);
+  if (o.decodeCacheBytes !== undefined) configurePrepareThread({ decodeCacheBytes: o.decodeCacheBytes });
   const closers: (() => unknown)[] = [];
   const client = new CoordinatorClient({
     address: o.coordinator,
@@ -99,6 +104,7 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
       logger: o.logger,
     });
     closers.push(() => metricsEndpoint.close());
+    registerDecodeCacheMetrics(metricsEndpoint.registry, decodeCacheStats);
     const request = {
       clusterToken: o.clusterToken,
       workerId: o.workerId ?? '',
@@ -372,6 +378,7 @@ async function trainGenerations(
       gen.end();
     }
   }
+  log.debug('decode cache', { ...decodeCacheStats() });
   await session.client.leave(workerId, 'job finished');
   return { workerId, generations, wroteModel };
 }

@@ -11,6 +11,7 @@ import { parseBackendName } from '../../worker/backend/backend.js';
 import { parseCommandArgs } from '../args.js';
 import { CLUSTER_OPTIONS_HELP, clusterOptions, compileClusterSettings } from '../cluster-options.js';
 import { type CliCommand, type CliContext, writeJsonLine } from '../command.js';
+import { parseDecodeCacheFlag } from '../decode-cache-flag.js';
 import { LEARN_HYPERPARAMETERS } from './bench/learn.js';
 
 const usage = `Usage: ssd-cluster local [--workers N] [coordinator options] [--backend NAME] [--run-dir DIR]
@@ -29,6 +30,7 @@ Options:
   --run-dir DIR     where logs (and, by default, the model) go (default CACHE/run)
   --timeline FILE   a Chrome trace (chrome://tracing, Perfetto) of every rank's step phases and
                     all-reduce calls, merged from the workers' traces at the end
+  --decode-cache-mb MB  each worker's cache of decoded images (see 'worker --help'; 0: off)
 
 ${CLUSTER_OPTIONS_HELP}
   --s3-endpoint URL              S3-compatible endpoint for s3:// URLs
@@ -42,6 +44,7 @@ const options = {
   backend: { type: 'string' },
   'run-dir': { type: 'string' },
   timeline: { type: 'string' },
+  'decode-cache-mb': { type: 'string' },
 } as const;
 
 /** Where worker i writes its own trace before `local` merges them. */
@@ -75,6 +78,8 @@ export const command: CliCommand = {
   async run(argv, ctx) {
     const { values } = parseCommandArgs('local', argv, options);
     const backend = parseBackendName(values.backend ?? 'auto');
+    parseDecodeCacheFlag(values['decode-cache-mb']); // a bad value fails here, not in every worker
+    const decodeCacheMb = values['decode-cache-mb'];
     const runDir = values['run-dir'] ?? path.join(defaultCacheRoot(ctx.env), 'run');
     const storage = createStorage({ s3Endpoint: values['s3-endpoint'], env: ctx.env });
     try {
@@ -116,6 +121,7 @@ export const command: CliCommand = {
               ...(settings.clusterToken ? ['--cluster-token', settings.clusterToken] : []),
               ...(values['log-level'] ? ['--log-level', values['log-level']] : []),
               ...(values.timeline ? ['--timeline', workerTrace(values.timeline, i)] : []),
+              ...(decodeCacheMb !== undefined ? ['--decode-cache-mb', decodeCacheMb] : []),
             ],
           });
           void whenTooFewAlive(workers, settings.minWorkers).then((dead) =>

@@ -1,12 +1,15 @@
 import { UsageError } from '../../shared/errors.js';
 import { parseBackendName } from '../../worker/backend/backend.js';
+import { DEFAULT_DECODE_CACHE_MB } from '../../worker/data/decoded-image-cache.js';
 import { runWorker } from '../../worker/main.js';
 import { intFlag, numberFlag, parseCommandArgs } from '../args.js';
 import { parseThreadsFlag } from '../cluster-options.js';
 import { type CliCommand, writeJsonLine } from '../command.js';
+import { parseDecodeCacheFlag } from '../decode-cache-flag.js';
 
 const usage = `Usage: ssd-cluster worker --coordinator HOST:PORT [--backend NAME] [--advertise HOST] [--gpu INDEX]
                            [--threads N] [--cluster-token T] [--coordinator-timeout S] [--worker-id ID]
+                           [--decode-cache-mb MB]
 
 Runs one worker: joins the coordinator, takes the job from it (hyperparameters, data, seed), reads its
 share of every global batch, computes SSD gradients and sums them with its ring neighbours by ring
@@ -23,6 +26,9 @@ Options:
   --cluster-token T         the coordinator's --cluster-token
   --coordinator-timeout S   give up after the coordinator has been unreachable this long (default 60)
   --worker-id ID            a stable id (a restarted worker with the same id replaces its old entry)
+  --decode-cache-mb MB      memory for decoded images kept between epochs (default ${DEFAULT_DECODE_CACHE_MB};
+                            0 turns it off). Only images up to 256 x 256, which are decoded whole
+                            and resampled in JS, are kept: the 128-px synthetic sets fit whole
   --metrics-port P          Prometheus /metrics of this worker (default: an ephemeral port, announced to
                             the coordinator, which lists it at its /sd endpoint)
   --timeline FILE           write a Chrome trace (chrome://tracing, Perfetto) of this worker's step phases
@@ -48,10 +54,12 @@ export const command: CliCommand = {
       'worker-id': { type: 'string' },
       'metrics-port': { type: 'string' },
       timeline: { type: 'string' },
+      'decode-cache-mb': { type: 'string' },
     });
     if (!values.coordinator || !/^[^\s]+:\d+$/.test(values.coordinator)) {
       throw new UsageError(`--coordinator HOST:PORT is required (got '${values.coordinator ?? ''}')`);
     }
+    const decodeCacheBytes = parseDecodeCacheFlag(values['decode-cache-mb']);
     const timeoutS = numberFlag('coordinator-timeout', values['coordinator-timeout']) ?? 60;
     if (timeoutS <= 0) throw new UsageError('--coordinator-timeout: must be > 0 seconds');
     const result = await runWorker({
@@ -65,6 +73,7 @@ export const command: CliCommand = {
       workerId: values['worker-id'],
       metricsPort: intFlag('metrics-port', values['metrics-port'], { min: 0, max: 65535 }),
       timeline: values.timeline,
+      decodeCacheBytes,
       logger: ctx.logger,
       env: ctx.env,
       metrics: (line) => ctx.stderr.write(`${line}\n`),

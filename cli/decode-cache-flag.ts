@@ -1,0 +1,18 @@
+import { UsageError } from '../shared/errors.js';
+import { MB } from '../worker/data/decoded-image-cache.js';
+import { intFlag } from './args.js';
+
+/** 1 TiB: far above any host's memory, and a whole number of bytes well inside 2^53. */
+const MAX_DECODE_CACHE_MB = 1024 * 1024;
+
+/**
+ * --decode-cache-mb (worker, and local, which checks it before starting workers) as bytes, or
+ * undefined when not given. A light module: `local` need not load the worker to check the flag.
+ */
+export function parseDecodeCacheFlag(value: string | undefined): number | undefined {
+  // intFlag reads '' as 0: an empty value is a mistake (an unset variable), not "off".
+  if (value?.trim() === '')
+    throw new UsageError(`--decode-cache-mb: expected an integer >= 0, got '${value}'`);
+  const mb = intFlag('decode-cache-mb', value, { min: 0, max: MAX_DECODE_CACHE_MB });
+  return mb === undefined ? undefined : mb * MB;
+}

@@ -1,0 +1,63 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import test from 'ava';
+import { parseDecodeCacheFlag } from '../../../cli/decode-cache-flag.js';
+import { main } from '../../../cli/main.js';
+import { isClusterError } from '../../../shared/errors.js';
+import { noopLogger } from '../../../shared/logging.js';
+import { DEFAULT_DECODE_CACHE_MB } from '../../../worker/data/decoded-image-cache.js';
+
+async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let stdout = '';
+  let stderr = '';
+  out.on('data', (c: Buffer) => {
+    stdout += c;
+  });
+  err.on('data', (c: Buffer) => {
+    stderr += c;
+  });
+  const signal = AbortSignal.timeout(20_000);
+  const code = await main(argv, { stdout: out, stderr: err, logger: noopLogger, env, signal });
+  return { code, stdout, stderr };
+}
+
+const BAD_VALUES = ['-1', 'abc', '1.5', '', '1e9'];
+
+test('parseDecodeCacheFlag turns MB into bytes, leaves an absent flag undefined and names the flag on bad values', (t) => {
+  t.is(parseDecodeCacheFlag(undefined), undefined);
+  t.is(parseDecodeCacheFlag('0'), 0);
+  t.is(parseDecodeCacheFlag('256'), 256 * 1024 * 1024);
+  for (const value of BAD_VALUES) {
+    const err = t.throws(() => parseDecodeCacheFlag(value), undefined, value);
+    t.true(isClusterError(err, 'USAGE'), value);
+    t.regex(err!.message, /^--decode-cache-mb: expected an integer >= 0/, value);
+  }
+});
+
+test('worker rejects a bad --decode-cache-mb with exit code 2 before it reaches the coordinator', async (t) => {
+  for (const value of BAD_VALUES) {
+    // Nothing listens on port 1: getting past the flag would fail differently (and later).
+    const result = await run(['worker', '--coordinator', '127.0.0.1:1', `--decode-cache-mb=${value}`]);
+    t.is(result.code, 2, value);
+    t.regex(result.stderr, /^ssd-cluster worker: --decode-cache-mb: expected an integer >= 0/, value);
+  }
+});
+
+test('local rejects a bad --decode-cache-mb with exit code 2 before it makes a data set', async (t) => {
+  const cacheRoot = await fs.mkdtemp(path.join(os.tmpdir(), 'decode-cache-flag-'));
+  t.teardown(() => fs.rm(cacheRoot, { recursive: true, force: true }));
+  const result = await run(['local', '--decode-cache-mb', 'lots'], { SSD_CLUSTER_CACHE: cacheRoot });
+  t.is(result.code, 2);
+  t.regex(result.stderr, /--decode-cache-mb: expected an integer >= 0 and <= 1048576, got 'lots'/);
+  t.deepEqual(await fs.readdir(cacheRoot), []);
+});
+
+test('worker --help and local --help describe --decode-cache-mb with its default', async (t) => {
+  const worker = await run(['worker', '--help']);
+  t.regex(worker.stdout, new RegExp(`--decode-cache-mb MB .*\\(default ${DEFAULT_DECODE_CACHE_MB};`));
+  t.regex((await run(['local', '--help'])).stdout, /--decode-cache-mb MB/);
+});
