@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { groupNormGradient } from '../group-norm-op.js';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
+import { groupNormConfig, groupNormGradConfig } from './group-norm.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { sharedCastConfig, sharedIdentityConfig } from './shared-buffer.js';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
@@ -11,7 +13,9 @@ import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
  * - Conv2DBackpropInput: present but ~1 GFLOP/s and without dilation;
  * - MaxPoolGrad: present but wrong for windows without a positive value (see max-pool-grad.ts);
  * - UnsortedSegmentSum: missing (gradient of gather);
- * - Identity and same-dtype Cast: present but copy the buffer; ours share it (shared-buffer.ts).
+ * - Identity and same-dtype Cast: present but copy the buffer; ours share it (shared-buffer.ts);
+ * - GroupNorm and GroupNormGrad: not tfjs kernels at all; the fused GroupNorm of group-norm-op.ts,
+ *   whose gradient is registered here too (it is only reached where the kernel runs).
  * Found by test/worker/backend/gradient-probe.test.ts, which differentiates every op the models use.
  */
 export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
@@ -21,13 +25,21 @@ export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   unsortedSegmentSumConfig,
   sharedIdentityConfig,
   sharedCastConfig,
+  groupNormConfig,
+  groupNormGradConfig,
 ];
 
 /** The stock configs we replaced, to put back in `unregisterWasmTrainingKernels`. */
 const replaced = new Map<string, tf.KernelConfig>();
 
-/** Registers the kernels above for 'wasm' (the registry is global, not per backend instance). Idempotent. */
+/**
+ * Registers the kernels above for 'wasm' (the registry is global, not per backend instance) and the
+ * GroupNorm gradient. Idempotent.
+ */
 export function registerWasmTrainingKernels(): void {
+  if (tf.getGradient(groupNormGradient.kernelName) !== groupNormGradient) {
+    tf.registerGradient(groupNormGradient);
+  }
   for (const config of WASM_TRAINING_KERNELS) {
     const current = tf.getKernel(config.kernelName, 'wasm');
     if (current?.kernelFunc === config.kernelFunc) continue;
@@ -39,7 +51,10 @@ export function registerWasmTrainingKernels(): void {
   }
 }
 
-/** Restores the stock wasm kernel set (for tests that probe what tfjs lacks on its own). */
+/**
+ * Restores the stock wasm kernel set (for tests that probe what tfjs lacks on its own). The GroupNorm
+ * gradient stays (tfjs cannot unregister one); without the kernel the op no longer reaches it.
+ */
 export function unregisterWasmTrainingKernels(): void {
   for (const config of WASM_TRAINING_KERNELS) {
     if (tf.getKernel(config.kernelName, 'wasm')?.kernelFunc !== config.kernelFunc) continue;
