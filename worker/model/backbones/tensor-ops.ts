@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ClusterError } from '../../../shared/errors.js';
+import { groupNorm as groupNormOp } from '../../backend/group-norm-op.js';
 import {
   BATCH_NORM_EPSILON,
   type FeatureShape,
@@ -52,17 +53,9 @@ export function createTensorOps(variables: ReadonlyMap<string, tf.Variable>): Ne
       const b = tf.sub(param(name, 'beta'), tf.mul(param(name, 'moving_mean'), a));
       return tf.add(tf.mul(x, a), b);
     },
-    groupNorm(name, x, groups) {
-      const [batch, h, w, c] = x.shape;
-      // Statistics per sample and group only: the result never depends on the rest of the batch.
-      const grouped = tf.reshape(x, [batch, h * w, groups, c / groups]);
-      const { mean, variance } = tf.moments(grouped, [1, 3], true);
-      // (x - mean) * rstd * gamma + beta, folded into x * scale + shift ([B, 1, G, C/G]): two full-size ops.
-      const perGroup = (role: ParamRole) => tf.reshape(param(name, role), [1, 1, groups, c / groups]);
-      const scale = tf.mul(tf.rsqrt(tf.add(variance, GROUP_NORM_EPSILON)), perGroup('gamma'));
-      const shift = tf.sub(perGroup('beta'), tf.mul(mean, scale));
-      return tf.reshape(tf.add(tf.mul(grouped, scale), shift), x.shape);
-    },
+    // Fused kernel where the backend has one (wasm), else the tfjs composite (group-norm-op.ts).
+    groupNorm: (name, x, groups) =>
+      groupNormOp(x, param(name, 'gamma'), param(name, 'beta'), groups, GROUP_NORM_EPSILON),
     l2Norm(name, x) {
       // MXNet L2Normalization(mode='channel'): x / sqrt(sum_c x^2 + eps), then the learned scale.
       const inverseNorm = tf.rsqrt(tf.add(tf.sum(tf.square(x), 3, true), L2_NORM_EPSILON));
