@@ -32,6 +32,11 @@ export function createTensorOps(variables: ReadonlyMap<string, tf.Variable>): Ne
         if (bias) y = tf.add(y, bias);
         return spec.relu ? tf.relu(y) : y;
       }
+      if (!bias && !spec.relu) {
+        // Nothing to fuse: tf.conv2d's gradient computes dx and dfilter only when asked, while the fused
+        // op's (a customGrad) always computes both, e.g. a dx for the input image of the first layer.
+        return tf.conv2d(x, kernel, stride, pad);
+      }
       // Fused on the inference path; tfjs itself unfuses the ReLU when recording gradients.
       return tf.fused.conv2d({
         x,
