@@ -38,7 +38,8 @@ export function parseCommandArgs<const O extends OptionSpec>(
 export function intFlag(flag: string, value: string | undefined, { min = -Infinity, max = Infinity } = {}) {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) {
+  // Number('') and Number(' ') are 0: an empty value (an unset variable) is an error, not zero.
+  if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
     const range = Number.isFinite(min) ? ` >= ${min}` : '';
     throw new UsageError(
       `--${flag}: expected an integer${range}${Number.isFinite(max) ? ` and <= ${max}` : ''}, got '${value}'`,

@@ -1,4 +1,3 @@
-import { UsageError } from '../shared/errors.js';
 import { MB } from '../worker/data/decoded-image-cache.js';
 import { intFlag } from './args.js';
 
@@ -10,9 +9,6 @@ const MAX_DECODE_CACHE_MB = 1024 * 1024;
  * undefined when not given. A light module: `local` need not load the worker to check the flag.
  */
 export function parseDecodeCacheFlag(value: string | undefined): number | undefined {
-  // intFlag reads '' as 0: an empty value is a mistake (an unset variable), not "off".
-  if (value?.trim() === '')
-    throw new UsageError(`--decode-cache-mb: expected an integer >= 0, got '${value}'`);
   const mb = intFlag('decode-cache-mb', value, { min: 0, max: MAX_DECODE_CACHE_MB });
   return mb === undefined ? undefined : mb * MB;
 }
