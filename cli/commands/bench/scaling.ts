@@ -120,7 +120,10 @@ export function scalingSynthOptions(plan: ScalingPlan): SynthOptions {
   return { ...SYNTH_DEFAULTS, train: plan.images, validation: 0, imageSize: plan.imageShape };
 }
 
-/** `ssd-cluster local` arguments of one run; both runs differ only in --workers and their folders. */
+/**
+ * `ssd-cluster local` arguments of one run; both runs differ only in --workers and their folders.
+ * From scratch (use_pretrained_model 0): a pretrained base changes no step's cost, and none is fetched.
+ */
 export function localArgs(plan: ScalingPlan, train: string, runDir: string, workers: number): string[] {
   return [
     'local',
@@ -134,6 +137,8 @@ export function localArgs(plan: ScalingPlan, train: string, runDir: string, work
     String(plan.images),
     '--base-network',
     plan.baseNetwork,
+    '--use-pretrained-model',
+    '0',
     '--image-shape',
     String(plan.imageShape),
     '--mini-batch-size',

@@ -173,6 +173,11 @@ test('the compute ceiling runs bench step on the network, batch, backend and thr
   t.true(step.includes('--json'));
 });
 
+test('localArgs train from scratch, so a resnet-50 or vgg-16 run needs no pretrained base', (t) => {
+  const local = localArgs({ ...PLAN, baseNetwork: 'resnet-50' }, '/data/train.rec', '/runs/workers-1', 1);
+  t.is(local[local.indexOf('--use-pretrained-model') + 1], '0');
+});
+
 test('localArgs differ between the two runs only in the worker count and the run folder', (t) => {
   const one = localArgs(PLAN, '/data/train.rec', '/runs/workers-1', 1);
   const many = localArgs(PLAN, '/data/train.rec', '/runs/workers-3', 3);
