@@ -27,6 +27,28 @@ const geometries: [string, tf.backend_util.Conv2DInfo][] = [
     '3x3 strides [2, 1] SAME',
     tf.backend_util.computeConv2DInfo([1, 7, 5, 2], [3, 3, 2, 3], [2, 1], 1, 'same'),
   ],
+  // Phase planes of odd sizes (zero-filled past the input), with and without whole-run copies.
+  [
+    '3x3 stride 2 SAME on 8x8 (pads 0 before, 1 after), batch 2',
+    tf.backend_util.computeConv2DInfo([2, 8, 8, 3], [3, 3, 3, 2], 2, 1, 'same'),
+  ],
+  [
+    '3x3 stride 3 pad 1 on 10x8, batch 2',
+    tf.backend_util.computeConv2DInfo([2, 10, 8, 2], [3, 3, 2, 3], 3, 1, 1),
+  ],
+  [
+    '2x2 stride 3 VALID on 11x10 (stride > kernel)',
+    tf.backend_util.computeConv2DInfo([2, 11, 10, 2], [2, 2, 2, 3], 3, 1, 'valid'),
+  ],
+  [
+    '3x3 strides [1, 2], explicit pads [2, 0] x [0, 2] on 7x9',
+    tf.backend_util.computeConv2DInfo([1, 7, 9, 2], [3, 3, 2, 3], [1, 2], 1, [
+      [0, 0],
+      [2, 0],
+      [0, 2],
+      [0, 0],
+    ]),
+  ],
   // Stride 1, input rows as wide as output rows: runs of rows are copied at once.
   ['3x3 stride 1 SAME, batch 3', tf.backend_util.computeConv2DInfo([3, 5, 6, 2], [3, 3, 2, 3], 1, 1, 'same')],
   ['5x5 stride 1 pad 2, 1 row', tf.backend_util.computeConv2DInfo([2, 1, 7, 1], [5, 5, 1, 2], 1, 1, 2)],

@@ -1,5 +1,9 @@
 import test from 'ava';
-import { axisPhases, phaseFilter } from '../../../../worker/backend/wasm-kernels/stride-phases.js';
+import {
+  type AxisPhase,
+  axisPhases,
+  phaseFilter,
+} from '../../../../worker/backend/wasm-kernels/stride-phases.js';
 
 test('a 3x3 stride-2 pad-1 axis splits into a one-tap and a two-tap phase', (t) => {
   // 64 -> 32: even rows take tap 1 of dy[a]; odd rows take tap 2 of dy[a] and tap 0 of dy[a + 1].
@@ -40,4 +44,61 @@ test('phaseFilter picks the taps in order and swaps in and out channels', (t) =>
   const out = new Float32Array(4);
   phaseFilter(w, [1, 3, 2, 1], [0], [2, 0], out);
   t.deepEqual([...out], [20, 21, 0, 1]);
+});
+
+/** dx of a 1-D strided conv by definition: dx[o*s + k*d - p] += dy[o] w[k]. */
+function naiveAxis(inSize: number, dy: number[], w: number[], s: number, d: number, p: number): number[] {
+  const dx = new Array<number>(inSize).fill(0);
+  dy.forEach((g, o) => {
+    w.forEach((v, k) => {
+      const i = o * s + k * d - p;
+      if (i >= 0 && i < inSize) dx[i]! += g * v;
+    });
+  });
+  return dx;
+}
+
+/** dx from the plan: each phase a stride-1 correlation of zero-padded dy with its taps, scattered. */
+function fromPlan(inSize: number, plan: AxisPhase[], dy: number[], w: number[], s: number): number[] {
+  const dx = new Array<number>(inSize).fill(0);
+  for (const p of plan) {
+    if (p.taps.length === 0) continue;
+    const padded = [...new Array(p.padBefore).fill(0), ...dy, ...new Array(p.padAfter).fill(0)];
+    if (padded.length - (p.taps.length - 1) * p.dilation !== p.size) return [Number.NaN];
+    for (let a = 0; a < p.size; a++) {
+      dx[p.phase + a * s] = p.taps.reduce((sum, k, j) => sum + padded[a + j * p.dilation]! * w[k]!, 0);
+    }
+  }
+  return dx;
+}
+
+test('every usable axis plan reproduces the strided input gradient (sizes 1-11, kernels 1-6, strides 1-4, dilations 1-3, pads 0-4 each side)', (t) => {
+  let planned = 0;
+  const wrong: string[] = [];
+  for (let inSize = 1; inSize <= 11; inSize++) {
+    for (let k = 1; k <= 6; k++) {
+      for (let s = 1; s <= 4; s++) {
+        for (let d = 1; d <= 3; d++) {
+          for (let before = 0; before <= 4; before++) {
+            for (let after = 0; after <= 4; after++) {
+              const extent = (k - 1) * d + 1;
+              if (inSize + before + after < extent) continue;
+              const out = Math.floor((inSize + before + after - extent) / s) + 1;
+              const plan = axisPhases(inSize, out, k, s, d, before);
+              if (!plan) continue;
+              planned++;
+              const dy = Array.from({ length: out }, (_, i) => ((i * 37 + 11) % 17) - 8);
+              const w = Array.from({ length: k }, (_, i) => ((i * 13 + 5) % 11) - 5);
+              const expected = naiveAxis(inSize, dy, w, s, d, before);
+              if (String(fromPlan(inSize, plan, dy, w, s)) !== String(expected)) {
+                wrong.push(`in ${inSize} k ${k} s ${s} d ${d} pads ${before}/${after}`);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  t.true(planned > 5000, `${planned} plans`);
+  t.deepEqual(wrong.slice(0, 5), []);
 });
