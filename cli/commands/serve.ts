@@ -56,6 +56,17 @@ function maxBodyBytesOf(value: string | undefined): number {
   return Math.floor(mb * 1024 * 1024);
 }
 
+/** --port, else SAGEMAKER_BIND_TO_PORT (empty reads as unset), else the default; errors name their source. */
+function portOf(flag: string | undefined, env: string | undefined): number {
+  const range = { min: 0, max: 65535 };
+  if (flag !== undefined) return intFlag('port', flag, range)!;
+  if (env === undefined || env.trim() === '') return DEFAULT_PORT;
+  const port = Number(env);
+  if (!Number.isInteger(port) || port < range.min || port > range.max)
+    throw new UsageError(`SAGEMAKER_BIND_TO_PORT: expected an integer from 0 to 65535, got '${env}'`);
+  return port;
+}
+
 export const command: CliCommand = {
   name: 'serve',
   summary: "serve a trained model with SageMaker's hosting contract (/ping, /invocations)",
@@ -63,8 +74,7 @@ export const command: CliCommand = {
   async run(argv, ctx) {
     const { values } = parseCommandArgs('serve', argv, options);
     const settings = compileModelSettings(values);
-    const port =
-      intFlag('port', values.port ?? ctx.env.SAGEMAKER_BIND_TO_PORT, { min: 0, max: 65535 }) ?? DEFAULT_PORT;
+    const port = portOf(values.port, ctx.env.SAGEMAKER_BIND_TO_PORT);
     const maxBodyBytes = maxBodyBytesOf(values['max-body-mb']);
     const maxInFlight =
       intFlag('max-in-flight', values['max-in-flight'], { min: 1 }) ?? DEFAULT_MAX_IN_FLIGHT;

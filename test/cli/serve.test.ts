@@ -121,8 +121,15 @@ test.serial(
   'a bad SAGEMAKER_BIND_TO_PORT when no --port is given',
   usage,
   ['--model', 'm'],
-  /--port: .*got 'eighty'/,
+  /SAGEMAKER_BIND_TO_PORT: .*got 'eighty'/,
   { SAGEMAKER_BIND_TO_PORT: 'eighty' },
+);
+test.serial(
+  'a bad --port even when SAGEMAKER_BIND_TO_PORT is set',
+  usage,
+  ['--model', 'm', '--port', ''],
+  /--port: expected an integer/,
+  { SAGEMAKER_BIND_TO_PORT: '8080' },
 );
 test.serial(
   'a --max-body-mb of 0',
