@@ -1,7 +1,8 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type * as tf from '@tensorflow/tfjs-core';
 import { type BackwardConvAttrs, backwardConvInfo, patchChunkFloats } from './conv-attrs.js';
-import { im2colTransposed, patchSize, planesSize, rowChunks, toChannelPlanes } from './im2col.js';
+import { im2colTransposed, patchSize, rowChunks, toChannelPlanes } from './im2col.js';
+import { planesSize } from './stride-phases.js';
 import {
   allocate,
   assertFloat32,

@@ -1,4 +1,5 @@
 import type { backend_util } from '@tensorflow/tfjs-core';
+import { type PlaneLayout, planeLayout, toPhasePlanes } from './stride-phases.js';
 
 /**
  * Pure patch (un)folding for NHWC convolutions, the O(n) half of the backward convolutions; the O(n^2)
@@ -27,38 +28,6 @@ function validColumns(info: ConvInfo, kw: number): [number, number] {
 }
 
 /**
- * How toChannelPlanes lays x out: one plane of height x width per (image, channel, stride phase).
- * A strided convolution without dilation is split by phase (rh, rw) = (ih mod sh, iw mod sw), so that
- * each tap reads one phase plane at stride 1: its patch-matrix rows become runs of plane rows (the
- * stride-1 copies) instead of element-by-element strided reads.
- */
-export interface PlaneLayout {
-  phasesH: number;
-  phasesW: number;
-  height: number;
-  width: number;
-}
-
-export function planeLayout(info: ConvInfo): PlaneLayout {
-  const strided = info.strideHeight > 1 || info.strideWidth > 1;
-  if (!strided || info.dilationHeight > 1 || info.dilationWidth > 1) {
-    return { phasesH: 1, phasesW: 1, height: info.inHeight, width: info.inWidth };
-  }
-  return {
-    phasesH: info.strideHeight,
-    phasesW: info.strideWidth,
-    height: Math.ceil(info.inHeight / info.strideHeight),
-    width: Math.ceil(info.inWidth / info.strideWidth),
-  };
-}
-
-/** Floats of the planes: >= x's size (phases of odd sizes are padded with zeros). */
-export function planesSize(info: ConvInfo): number {
-  const l = planeLayout(info);
-  return info.batchSize * info.inChannels * l.phasesH * l.phasesW * l.height * l.width;
-}
-
-/**
  * Channel planes: planes[((b * C + c) * P + rh * phasesW + rw) * height * width + i * width + j] =
  * x[b, i * phasesH + rh, j * phasesW + rw, c] (P = phasesH * phasesW; zero past the input). Without
  * phases that is each image [H * W, C] transposed. In planes a patch-matrix row segment is a run of
@@ -76,29 +45,6 @@ export function toChannelPlanes(x: Float32Array, info: ConvInfo, planes: Float32
     return;
   }
   toPhasePlanes(x, info, layout, planes);
-}
-
-function toPhasePlanes(x: Float32Array, info: ConvInfo, l: PlaneLayout, planes: Float32Array): void {
-  const { inHeight, inWidth, inChannels: channels } = info;
-  const planeSize = l.height * l.width;
-  const phases = l.phasesH * l.phasesW;
-  if (inHeight % l.phasesH !== 0 || inWidth % l.phasesW !== 0) planes.fill(0, 0, planesSize(info));
-  let src = 0;
-  for (let b = 0; b < info.batchSize; b++) {
-    for (let ih = 0; ih < inHeight; ih++) {
-      const rh = ih % l.phasesH;
-      const rowBase = b * channels * phases * planeSize + rh * l.phasesW * planeSize;
-      const rowAt = ((ih - rh) / l.phasesH) * l.width;
-      for (let iw = 0; iw < inWidth; iw++) {
-        const rw = iw % l.phasesW;
-        let dst = rowBase + rw * planeSize + rowAt + (iw - rw) / l.phasesW;
-        for (let c = 0; c < channels; c++) {
-          planes[dst] = x[src++]!;
-          dst += phases * planeSize;
-        }
-      }
-    }
-  }
 }
 
 /**

@@ -11,6 +11,7 @@ import type { ConvInfo } from './im2col.js';
  * s / gcd(s, d) apart, so their offsets are d / gcd(s, d) apart: the phase is a stride-1 correlation of
  * dy with the valid taps (ordered by increasing offset) at that dilation, padded by -min(t) before.
  * The plan is pure arithmetic on the Conv2DInfo; the kernel (conv2d-backprop-input.ts) runs it.
+ * The filter gradient splits x by the same phases (planeLayout, toPhasePlanes: used by im2col.ts).
  */
 export interface AxisPhase {
   /** r: the phase's first input row (column); its positions are r, r + s, r + 2s, ... */
@@ -127,6 +128,62 @@ export function scatterPhase(
         for (let c = 0; c < channels; c++) dx[dst + c] = part[src + c]!;
         src += channels;
         dst += pixelStep;
+      }
+    }
+  }
+}
+
+/**
+ * How toChannelPlanes lays x out: one plane of height x width per (image, channel, stride phase).
+ * A strided convolution without dilation is split by phase (rh, rw) = (ih mod sh, iw mod sw), so that
+ * each tap reads one phase plane at stride 1: its patch-matrix rows become runs of plane rows (the
+ * stride-1 copies) instead of element-by-element strided reads.
+ */
+export interface PlaneLayout {
+  phasesH: number;
+  phasesW: number;
+  height: number;
+  width: number;
+}
+
+export function planeLayout(info: ConvInfo): PlaneLayout {
+  const strided = info.strideHeight > 1 || info.strideWidth > 1;
+  if (!strided || info.dilationHeight > 1 || info.dilationWidth > 1) {
+    return { phasesH: 1, phasesW: 1, height: info.inHeight, width: info.inWidth };
+  }
+  return {
+    phasesH: info.strideHeight,
+    phasesW: info.strideWidth,
+    height: Math.ceil(info.inHeight / info.strideHeight),
+    width: Math.ceil(info.inWidth / info.strideWidth),
+  };
+}
+
+/** Floats of the planes: >= x's size (phases of odd sizes are padded with zeros). */
+export function planesSize(info: ConvInfo): number {
+  const l = planeLayout(info);
+  return info.batchSize * info.inChannels * l.phasesH * l.phasesW * l.height * l.width;
+}
+
+/** toChannelPlanes (im2col.ts) for a phased layout. */
+export function toPhasePlanes(x: Float32Array, info: ConvInfo, l: PlaneLayout, planes: Float32Array): void {
+  const { inHeight, inWidth, inChannels: channels } = info;
+  const planeSize = l.height * l.width;
+  const phases = l.phasesH * l.phasesW;
+  if (inHeight % l.phasesH !== 0 || inWidth % l.phasesW !== 0) planes.fill(0, 0, planesSize(info));
+  let src = 0;
+  for (let b = 0; b < info.batchSize; b++) {
+    for (let ih = 0; ih < inHeight; ih++) {
+      const rh = ih % l.phasesH;
+      const rowBase = b * channels * phases * planeSize + rh * l.phasesW * planeSize;
+      const rowAt = ((ih - rh) / l.phasesH) * l.width;
+      for (let iw = 0; iw < inWidth; iw++) {
+        const rw = iw % l.phasesW;
+        let dst = rowBase + rw * planeSize + rowAt + (iw - rw) / l.phasesW;
+        for (let c = 0; c < channels; c++) {
+          planes[dst] = x[src++]!;
+          dst += phases * planeSize;
+        }
       }
     }
   }

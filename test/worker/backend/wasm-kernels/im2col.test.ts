@@ -5,10 +5,10 @@ import {
   flipFilter,
   im2colTransposed,
   patchSize,
-  planesSize,
   rowChunks,
   toChannelPlanes,
 } from '../../../../worker/backend/wasm-kernels/im2col.js';
+import { planesSize } from '../../../../worker/backend/wasm-kernels/stride-phases.js';
 
 /** A deterministic, non-repeating fill so misplaced elements show. */
 const ramp = (n: number, scale = 1) =>
