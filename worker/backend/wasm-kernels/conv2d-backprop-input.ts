@@ -83,7 +83,7 @@ function viaPhases(
   phases: { rows: AxisPhase[]; cols: AxisPhase[] },
 ): TensorInfo {
   const dx = allocate(backend, [info.batchSize, info.inHeight, info.inWidth, info.inChannels]);
-  const empty = (p: AxisPhase) => p.taps.length === 0 || p.size === 0;
+  const empty = (p: AxisPhase) => p.taps.length === 0;
   if (phases.rows.some(empty) || phases.cols.some(empty)) heapF32(backend, dx).fill(0);
   for (const rows of phases.rows) {
     for (const cols of phases.cols) {

@@ -1,5 +1,5 @@
 import type { backend_util } from '@tensorflow/tfjs-core';
-import { type PlaneLayout, planeLayout, toPhasePlanes } from './stride-phases.js';
+import { planeLayout, toPhasePlanes } from './stride-phases.js';
 
 /**
  * Pure patch (un)folding for NHWC convolutions, the O(n) half of the backward convolutions; the O(n^2)
@@ -86,33 +86,26 @@ export function im2colTransposed(
     const tap = (k - c) / info.inChannels;
     const kw = tap % info.filterWidth;
     const kh = (tap - kw) / info.filterWidth;
+    // Input offsets u = q * s + r of the tap read phase plane r at plane offset q (without phases,
+    // s = 1: the channel plane itself at offset u). The valid output columns are the strided tap's.
+    const u = kh * info.dilationHeight - info.padInfo.top;
+    const v = kw * info.dilationWidth - info.padInfo.left;
+    const rh = mod(u, layout.phasesH);
+    const rw = mod(v, layout.phasesW);
     const copy: TapCopy = {
       heap,
       planesAt,
       info: planeInfo,
       r0: rowStart,
-      c,
+      c: (c * layout.phasesH + rh) * layout.phasesW + rw,
       columns: validColumns(info, kw),
-      shift: kw * info.dilationWidth - info.padInfo.left,
-      rowShift: kh * info.dilationHeight - info.padInfo.top,
+      shift: (v - rw) / layout.phasesW,
+      rowShift: (u - rh) / layout.phasesH,
       dstAt: outAt + k * columns,
     };
-    if (phases > 1) toPhaseTap(copy, layout, c);
     if (rowsAtOnce) copyTapRuns(copy, rowEnd);
     else copyTapRows(copy, rowEnd);
   }
-}
-
-/**
- * A strided tap as a stride-1 tap of its phase plane: input offset u = q * s + r (r = u mod s) reads
- * phase r at plane offset q. The valid output columns stay those of the strided tap.
- */
-function toPhaseTap(copy: TapCopy, layout: PlaneLayout, c: number): void {
-  const rh = mod(copy.rowShift, layout.phasesH);
-  const rw = mod(copy.shift, layout.phasesW);
-  copy.c = c * layout.phasesH * layout.phasesW + rh * layout.phasesW + rw;
-  copy.rowShift = (copy.rowShift - rh) / layout.phasesH;
-  copy.shift = (copy.shift - rw) / layout.phasesW;
 }
 
 const mod = (a: number, n: number) => ((a % n) + n) % n;

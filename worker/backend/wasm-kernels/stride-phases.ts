@@ -18,7 +18,7 @@ export interface AxisPhase {
   phase: number;
   /** How many input positions the phase has: ceil((in - r) / s). */
   size: number;
-  /** Filter taps k in order of increasing dy offset; empty when no tap reaches this phase. */
+  /** Filter taps k in order of increasing dy offset; empty when no tap reaches the phase or it has no positions. */
   taps: number[];
   /** The stride-1 correlation's dilation, pads before and after (both >= 0 in a usable plan). */
   dilation: number;
