@@ -19,12 +19,17 @@ export function patchSize(info: ConvInfo): number {
   return info.filterHeight * info.filterWidth * info.inChannels;
 }
 
-/** [first, end) output columns whose input column lies inside the image for filter column kw. */
-function validColumns(info: ConvInfo, kw: number): [number, number] {
+/** The first output column whose input column lies inside the image for filter column kw. */
+function firstValidColumn(info: ConvInfo, kw: number): number {
   const offset = kw * info.dilationWidth - info.padInfo.left;
-  const first = Math.max(0, Math.ceil(-offset / info.strideWidth));
+  return Math.max(0, Math.ceil(-offset / info.strideWidth));
+}
+
+/** The end (exclusive, >= firstValidColumn) of the output columns that read inside the image for kw. */
+function endValidColumn(info: ConvInfo, kw: number): number {
+  const offset = kw * info.dilationWidth - info.padInfo.left;
   const end = Math.min(info.outWidth, Math.floor((info.inWidth - 1 - offset) / info.strideWidth) + 1);
-  return [first, Math.max(first, end)];
+  return Math.max(firstValidColumn(info, kw), end);
 }
 
 /**
@@ -81,6 +86,22 @@ export function im2colTransposed(
   // rows at the same pitch, so a run of them is one copy (plus zeroing the padded border columns).
   const rowsAtOnce =
     planeInfo.strideHeight === 1 && planeInfo.strideWidth === 1 && planeInfo.inWidth === info.outWidth;
+  // One TapCopy for the whole call, its per-tap fields rewritten for each tap: the loops below run
+  // once per tap and output row, and allocate nothing (a row object per call of tapRow was ~10 MB of
+  // garbage per training step of the tiny network).
+  const copy: TapCopy = {
+    heap,
+    planesAt,
+    info: planeInfo,
+    r0: rowStart,
+    c: 0,
+    first: 0,
+    end: 0,
+    shift: 0,
+    rowShift: 0,
+    dstAt: 0,
+    row: { dst: 0, reads: false, src: 0, imageEnd: 0, inputRowsLeft: 0 },
+  };
   for (let k = 0; k < patchSize(info); k++) {
     const c = k % info.inChannels;
     const tap = (k - c) / info.inChannels;
@@ -92,23 +113,30 @@ export function im2colTransposed(
     const v = kw * info.dilationWidth - info.padInfo.left;
     const rh = mod(u, layout.phasesH);
     const rw = mod(v, layout.phasesW);
-    const copy: TapCopy = {
-      heap,
-      planesAt,
-      info: planeInfo,
-      r0: rowStart,
-      c: (c * layout.phasesH + rh) * layout.phasesW + rw,
-      columns: validColumns(info, kw),
-      shift: (v - rw) / layout.phasesW,
-      rowShift: (u - rh) / layout.phasesH,
-      dstAt: outAt + k * columns,
-    };
+    copy.c = (c * layout.phasesH + rh) * layout.phasesW + rw;
+    copy.first = firstValidColumn(info, kw);
+    copy.end = endValidColumn(info, kw);
+    copy.shift = (v - rw) / layout.phasesW;
+    copy.rowShift = (u - rh) / layout.phasesH;
+    copy.dstAt = outAt + k * columns;
     if (rowsAtOnce) copyTapRuns(copy, rowEnd);
     else copyTapRows(copy, rowEnd);
   }
 }
 
 const mod = (a: number, n: number) => ((a % n) + n) % n;
+
+/** One output row of a tap: where it is written (dst) and read (src, at output column 0; may be negative). */
+interface TapRow {
+  dst: number;
+  /** False for a row whose input row is padding (zeroed, nothing to read). */
+  reads: boolean;
+  src: number;
+  /** First output row of the next image. */
+  imageEnd: number;
+  /** Input rows left in the image from this row's (so rows after it that still read the input). */
+  inputRowsLeft: number;
+}
 
 /** Patch element k's row of colT over output rows [r0, ...): its channel, valid columns and offsets. */
 interface TapCopy {
@@ -117,38 +145,42 @@ interface TapCopy {
   info: ConvInfo;
   r0: number;
   c: number;
-  columns: [number, number];
+  /** [first, end): the output columns whose input column lies inside the image. */
+  first: number;
+  end: number;
   /** Input column of output column 0; input row of output row 0 is oh * strideHeight + rowShift. */
   shift: number;
   rowShift: number;
   dstAt: number;
+  /** Written by tapRow (reused, so the row loops allocate nothing). */
+  row: TapRow;
 }
 
-/**
- * Where output row r of the tap is written (dst) and read from (src, at output column 0), and how many
- * rows after it stay in the same image; a row whose input row is padding is zeroed here (src null).
- */
-function tapRow(t: TapCopy, r: number) {
-  const { info } = t;
+/** Fills t.row for output row r; a row whose input row is padding is zeroed here (reads false). */
+function tapRow(t: TapCopy, r: number): TapRow {
+  const { info, row } = t;
   const b = Math.floor(r / info.outHeight);
   const ih = (r - b * info.outHeight) * info.strideHeight + t.rowShift;
-  const dst = t.dstAt + (r - t.r0) * info.outWidth;
-  if (ih < 0 || ih >= info.inHeight || t.columns[0] === t.columns[1]) {
-    t.heap.fill(0, dst, dst + info.outWidth);
-    return { dst, src: null, imageEnd: 0, inputRowsLeft: 0 };
+  row.dst = t.dstAt + (r - t.r0) * info.outWidth;
+  if (ih < 0 || ih >= info.inHeight || t.first === t.end) {
+    t.heap.fill(0, row.dst, row.dst + info.outWidth);
+    row.reads = false;
+    return row;
   }
-  const src = t.planesAt + ((b * info.inChannels + t.c) * info.inHeight + ih) * info.inWidth + t.shift;
-  return { dst, src, imageEnd: (b + 1) * info.outHeight, inputRowsLeft: info.inHeight - ih };
+  row.reads = true;
+  row.src = t.planesAt + ((b * info.inChannels + t.c) * info.inHeight + ih) * info.inWidth + t.shift;
+  row.imageEnd = (b + 1) * info.outHeight;
+  row.inputRowsLeft = info.inHeight - ih;
+  return row;
 }
 
 /** One output row at a time (any stride). */
 function copyTapRows(t: TapCopy, r1: number) {
-  const { heap, info } = t;
-  const [first, end] = t.columns;
+  const { heap, info, first, end } = t;
   const stride = info.strideWidth;
   for (let r = t.r0; r < r1; r++) {
-    const { dst, src } = tapRow(t, r);
-    if (src === null) continue;
+    const { dst, reads, src } = tapRow(t, r);
+    if (!reads) continue;
     heap.fill(0, dst, dst + first);
     heap.fill(0, dst + end, dst + info.outWidth);
     if (stride === 1) {
@@ -165,13 +197,12 @@ function copyTapRows(t: TapCopy, r1: number) {
  * then zeroed, as they are padding.
  */
 function copyTapRuns(t: TapCopy, r1: number) {
-  const { heap } = t;
+  const { heap, first, end } = t;
   const width = t.info.outWidth;
-  const [first, end] = t.columns;
   let r = t.r0;
   while (r < r1) {
-    const { dst, src, imageEnd, inputRowsLeft } = tapRow(t, r);
-    if (src === null) {
+    const { dst, reads, src, imageEnd, inputRowsLeft } = tapRow(t, r);
+    if (!reads) {
       r++;
       continue;
     }
@@ -206,7 +237,8 @@ export function col2imAdd(
       if (ih < 0 || ih >= inHeight) continue;
       const imageRow = (b * inHeight + ih) * inWidth;
       for (let kw = 0; kw < filterWidth; kw++) {
-        const [first, end] = validColumns(info, kw);
+        const first = firstValidColumn(info, kw);
+        const end = endValidColumn(info, kw);
         const iw0 = kw * info.dilationWidth - info.padInfo.left;
         const tap = (kh * filterWidth + kw) * channels;
         for (let ow = first; ow < end; ow++) {
