@@ -5,6 +5,8 @@ import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
 import { groupNormConfig, groupNormGradConfig } from './group-norm.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { sharedCastConfig, sharedIdentityConfig } from './shared-buffer.js';
+import { sliceConfig, splitVConfig } from './slice.js';
+import { rememberStockKernel, replacedStockKernel } from './stock-kernels.js';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
 
 /**
@@ -15,7 +17,8 @@ import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
  * - UnsortedSegmentSum: missing (gradient of gather);
  * - Identity and same-dtype Cast: present but copy the buffer; ours share it (shared-buffer.ts);
  * - GroupNorm and GroupNormGrad: not tfjs kernels at all; the fused GroupNorm of group-norm-op.ts,
- *   whose gradient is registered here too (it is only reached where the kernel runs).
+ *   whose gradient is registered here too (it is only reached where the kernel runs);
+ * - Slice and SplitV: present but copy a strided slice row by row, a subarray per row (slice.ts).
  * Found by test/worker/backend/gradient-probe.test.ts, which differentiates every op the models use.
  */
 export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
@@ -27,10 +30,9 @@ export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   sharedCastConfig,
   groupNormConfig,
   groupNormGradConfig,
+  sliceConfig,
+  splitVConfig,
 ];
-
-/** The stock configs we replaced, to put back in `unregisterWasmTrainingKernels`. */
-const replaced = new Map<string, tf.KernelConfig>();
 
 /**
  * Registers the kernels above for 'wasm' (the registry is global, not per backend instance) and the
@@ -44,7 +46,7 @@ export function registerWasmTrainingKernels(): void {
     const current = tf.getKernel(config.kernelName, 'wasm');
     if (current?.kernelFunc === config.kernelFunc) continue;
     if (current) {
-      replaced.set(config.kernelName, current);
+      rememberStockKernel(current);
       tf.unregisterKernel(config.kernelName, 'wasm');
     }
     tf.registerKernel(config);
@@ -59,7 +61,7 @@ export function unregisterWasmTrainingKernels(): void {
   for (const config of WASM_TRAINING_KERNELS) {
     if (tf.getKernel(config.kernelName, 'wasm')?.kernelFunc !== config.kernelFunc) continue;
     tf.unregisterKernel(config.kernelName, 'wasm');
-    const stock = replaced.get(config.kernelName);
+    const stock = replacedStockKernel(config.kernelName);
     if (stock) tf.registerKernel(stock);
   }
 }
