@@ -7,7 +7,7 @@
  *  2. Compute: forward, multibox loss SUMS (not divided by positives) and their gradients with
  *     tf.variableGrads over the trainable variables.
  *  3. Pack: the gradients, in layout order, then the extras [clsLossSum, locLossSum, numPositives],
- *     into one Float32Array (tensor-pack.ts).
+ *     into one Float32Array (tensor-pack.ts), the same one every step.
  *  4. Reduce: reducer.reduce sums the buffer in place across workers (nothing to do in one process).
  *     After it, the extras are the global sums.
  *  5. Normalise: the gradients are divided by max(1, global positives), so N workers with batch b make
@@ -154,12 +154,15 @@ export function createTrainStep(options: TrainStepOptions): TrainStep {
   const anchorsCorner = centerToCorner(model.anchors);
   const side = model.config.imageShape;
   const iou = options.matchThreshold ?? MATCH_OVERLAP_THRESHOLD;
+  // One fusion buffer for every step (steps never overlap; the reducer writes nothing into it after
+  // its call settles): ~2.5 MB fewer external bytes per step of tiny for the garbage collector.
+  const fusionBuffer = new Float32Array(layout.totalSize);
 
   /** Steps 1-3: the packed local buffer. */
-  const compute = async (batch: StepBatch): Promise<Float32Array> => {
+  const compute = (batch: StepBatch): Float32Array => {
     const b = checkBatch(model, batch);
     // A worker whose samples were all skipped as bad data still takes part in the reduction, with zeros.
-    if (b === 0) return new Float32Array(layout.totalSize);
+    if (b === 0) return fusionBuffer.fill(0);
     const targets = batchTargets(model, batch.gt, anchorsCorner, iou);
     const sums = { cls: 0, loc: 0, positives: 0 };
     const { value, grads } = tf.variableGrads(() => {
@@ -178,7 +181,7 @@ export function createTrainStep(options: TrainStepOptions): TrainStep {
     }, varList);
     try {
       const named = new Map(Object.entries(grads).map(([name, g]) => [layoutName.get(name) ?? name, g]));
-      return await packGradients(layout, named, [sums.cls, sums.loc, sums.positives]);
+      return packGradients(tf, layout, named, [sums.cls, sums.loc, sums.positives], fusionBuffer);
     } finally {
       value.dispose();
       tf.dispose(grads);
@@ -220,7 +223,7 @@ export function createTrainStep(options: TrainStepOptions): TrainStep {
     async step(batch, { lr, signal }) {
       signal.throwIfAborted();
       const t0 = performance.now();
-      const buffer = await compute(batch);
+      const buffer = compute(batch);
       const t1 = performance.now();
       await reducer.reduce(buffer, signal);
       signal.throwIfAborted();

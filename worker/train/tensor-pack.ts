@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type * as tfc from '@tensorflow/tfjs-core';
+import { readTensorInto } from '../backend/read-into.js';
 
 /**
  * The fusion buffer (Horovod's term): every trainable gradient packed, in a fixed order, into one
@@ -48,25 +49,32 @@ export function createLayout(
   };
 }
 
-/** Packs gradients (downloading them from the backend) and extras into one new buffer. */
-export async function packGradients(
+/**
+ * Packs gradients (read straight from the backend, see read-into.ts) and extras into `into`, every
+ * element of which is overwritten, so a step can reuse one buffer (default: a new one). Returns it.
+ */
+export function packGradients(
+  tf: typeof tfc,
   layout: GradientLayout,
   grads: ReadonlyMap<string, tfc.Tensor>,
   extras: readonly number[],
-): Promise<Float32Array> {
+  into: Float32Array = new Float32Array(layout.totalSize),
+): Float32Array {
   if (extras.length !== layout.extras.length) {
     throw new Error(`packGradients: expected ${layout.extras.length} extras, got ${extras.length}`);
   }
-  const buffer = new Float32Array(layout.totalSize);
+  if (into.length !== layout.totalSize) {
+    throw new Error(`packGradients: the buffer has ${into.length} elements, the layout ${layout.totalSize}`);
+  }
   for (const e of layout.entries) {
     const g = grads.get(e.name);
     if (!g) throw new Error(`packGradients: no gradient for '${e.name}'`);
     if (g.size !== e.size)
       throw new Error(`packGradients: '${e.name}' has ${g.size} elements, layout says ${e.size}`);
-    buffer.set((await g.data()) as Float32Array, e.offset);
+    readTensorInto(tf, g, into.subarray(e.offset, e.offset + e.size));
   }
-  buffer.set(extras, layout.gradientSize);
-  return buffer;
+  into.set(extras, layout.gradientSize);
+  return into;
 }
 
 /** The extras after an all-reduce, by name. */

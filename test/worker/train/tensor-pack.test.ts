@@ -39,7 +39,7 @@ test('packGradients and unpackGradients round-trip the values and the extras', a
     ['conv/kernel', tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3])],
     ['conv/bias', tf.tensor1d([7, 8, 9])],
   ]);
-  const buffer = await packGradients(layout, grads, [10, 11]);
+  const buffer = packGradients(tf, layout, grads, [10, 11]);
   t.deepEqual([...buffer], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
   t.deepEqual(readExtras(layout, buffer), { a: 10, b: 11 });
   const norm = scaleGradients(layout, buffer, 0.5);
@@ -48,17 +48,24 @@ test('packGradients and unpackGradients round-trip the values and the extras', a
   t.deepEqual(back.get('conv/kernel')!.shape, [2, 3]);
   t.deepEqual([...(await back.get('conv/bias')!.data())], [3.5, 4, 4.5]);
   t.is(buffer[9], 10);
+  // Packing again into the same buffer overwrites every element (a step reuses one buffer).
+  buffer.fill(Number.NaN);
+  t.is(packGradients(tf, layout, grads, [12, 13], buffer), buffer);
+  t.deepEqual([...buffer], [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13]);
   for (const g of [...grads.values(), ...back.values()]) g.dispose();
 });
 
-test('packGradients names a missing or mis-sized gradient', async (t) => {
+test('packGradients names a missing or mis-sized gradient and a buffer of the wrong size', (t) => {
   const layout = createLayout(params);
   const g = tf.tensor1d([1, 2, 3]);
-  await t.throwsAsync(packGradients(layout, new Map([['conv/bias', g]]), []), {
+  t.throws(() => packGradients(tf, layout, new Map([['conv/bias', g]]), []), {
     message: /no gradient for 'conv\/kernel'/,
   });
-  await t.throwsAsync(packGradients(layout, new Map([['conv/kernel', g]]), []), {
+  t.throws(() => packGradients(tf, layout, new Map([['conv/kernel', g]]), []), {
     message: /'conv\/kernel' has 3 elements/,
+  });
+  t.throws(() => packGradients(tf, layout, new Map([['conv/kernel', g]]), [], new Float32Array(3)), {
+    message: /the buffer has 3 elements, the layout 9/,
   });
   g.dispose();
 });
