@@ -13,7 +13,8 @@ import { type ParamSpec, sizeOf } from './backbones/layers.js';
  * - 'xavier-uniform-avg': U(-s, s) with s = sqrt(2 / ((fan_in + fan_out) / 2)), i.e. MXNet Xavier(magnitude=2)
  *   as GluonCV's ConvPredictor uses for the class and box heads.
  * - constants: biases 0 (including the class-logit bias, as caffe and GluonCV: no focal-loss prior, because
- *   hard negative mining already balances background), BatchNorm gamma 1 / beta 0 / mean 0 / variance 1,
+ *   hard negative mining already balances background), BatchNorm gamma 1 / beta 0 / mean 0 / variance 1
+ *   (gamma 0 where the layer's spec says so: a from-scratch resnet-50's residual ends, resnet50.ts),
  *   GroupNorm gamma 1 / beta 0, the L2Norm scale 20.
  */
 export function initialValues(spec: ParamSpec, seed: number, index: number): Float32Array {

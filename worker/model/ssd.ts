@@ -9,6 +9,7 @@ import {
   generateAnchors,
 } from './anchors.js';
 import {
+  type BaseOptions,
   createShapeOps,
   type FeatureShape,
   type NamedSource,
@@ -29,8 +30,9 @@ import { initialValues } from './init.js';
  * anchor n. Heads are named after the anchor layers: `<layer>_mbox_conf`, `<layer>_mbox_loc` (caffe).
  *
  * Parameters are named tf.Variables (`conv1_1/kernel`) in one fixed order, so data-parallel training
- * can pack gradients by name. Normalisation never depends on the batch (frozen BatchNorm, GroupNorm,
- * L2Norm), so `training` changes nothing in apply() and N workers compute what one process computes.
+ * can pack gradients by name. Normalisation never depends on the batch (BatchNorm with stored
+ * statistics, GroupNorm, L2Norm), so `training` changes nothing in apply() and N workers compute what
+ * one process computes.
  *
  * Training needs the gradients that worker/backend registers (initBackend or registerTrainingGradients:
  * tfjs-core's Node build has none, and its Conv2D gradient refuses the dilated fc6).
@@ -41,6 +43,13 @@ export interface SsdModelConfig {
   /** Object classes, background not included. */
   numClasses: number;
   seed: number;
+  /**
+   * Whether the base's weights come from a pretrained base (default true): then resnet-50's base
+   * BatchNorms are frozen; false trains them, with zero-gamma residual ends (resnet50.ts). Only the
+   * trainable flags and initial values differ, never the names or shapes, so a model of either kind
+   * loads the other's weights. vgg-16 and tiny are the same either way.
+   */
+  pretrainedBase?: boolean;
 }
 
 /** Which part of the network a parameter belongs to: `base` is what --pretrained-base provides. */
@@ -52,7 +61,9 @@ export interface SsdParamSpec extends ParamSpec {
 
 /** Everything about a configuration that needs no tensors. */
 export interface SsdDescription {
-  config: Omit<SsdModelConfig, 'seed'>;
+  config: Omit<SsdModelConfig, 'seed' | 'pretrainedBase'>;
+  /** SsdModelConfig.pretrainedBase, resolved. */
+  pretrainedBase: boolean;
   anchorConfig: AnchorConfig;
   numAnchors: number;
   /** [height, width, anchorsPerCell] per source map, in anchor order. */
@@ -95,7 +106,7 @@ export interface SsdModel {
 }
 
 interface Backbone {
-  base<T>(ops: NetOps<T>, images: T): T[];
+  base<T>(ops: NetOps<T>, images: T, options: BaseOptions): T[];
   extras<T>(ops: NetOps<T>, base: T[], imageShape: number): NamedSource<T>[];
 }
 
@@ -110,16 +121,22 @@ interface HeadOutputs<T> {
   loc: T;
 }
 
+/** What runSsd needs besides the anchor table. */
+interface NetworkOptions {
+  numClasses: number;
+  pretrainedBase: boolean;
+}
+
 /** Runs base, extras and heads with any interpreter; `mark` is told when each part is complete. */
 function runSsd<T>(
   ops: NetOps<T>,
   images: T,
-  numClasses: number,
+  { numClasses, pretrainedBase }: NetworkOptions,
   anchors: AnchorConfig,
   mark: (part: ModelPart) => void = () => {},
 ): HeadOutputs<T>[] {
   const backbone = BACKBONES[anchors.baseNetwork];
-  const base = backbone.base(ops, images);
+  const base = backbone.base(ops, images, { pretrained: pretrainedBase });
   mark('base');
   const sources = backbone.extras(ops, base, anchors.imageShape);
   mark('extra');
@@ -181,16 +198,19 @@ export function describeSsd(
   anchors: AnchorConfig = anchorConfig(config.baseNetwork, config.imageShape),
 ): SsdDescription {
   checkConfig(config, false);
+  const pretrainedBase = config.pretrainedBase ?? true;
   const ops = createShapeOps();
   const parts: ModelPart[] = [];
   const mark = (part: ModelPart) => {
     while (parts.length < ops.params.length) parts.push(part);
   };
-  runSsd(ops, [config.imageShape, config.imageShape, 3], config.numClasses, anchors, mark);
+  const network = { numClasses: config.numClasses, pretrainedBase };
+  runSsd(ops, [config.imageShape, config.imageShape, 3], network, anchors, mark);
   const params = ops.params.map((p, i) => ({ ...p, part: parts[i]! }));
   const count = (list: readonly ParamSpec[]) => list.reduce((n, p) => n + sizeOf(p.shape), 0);
   return {
     config: { baseNetwork: config.baseNetwork, imageShape: config.imageShape, numClasses: config.numClasses },
+    pretrainedBase,
     anchorConfig: anchors,
     numAnchors: countAnchors(anchors),
     featureMaps: anchors.layers.map((l) => [l.featureSize, l.featureSize, anchorsPerCell(l)]),
@@ -245,7 +265,8 @@ function forward(
     );
   }
   return tf.tidy(() => {
-    const heads = runSsd(createTensorOps(variables), images, numClasses, description.anchorConfig);
+    const network = { numClasses, pretrainedBase: description.pretrainedBase };
+    const heads = runSsd(createTensorOps(variables), images, network, description.anchorConfig);
     const flat = (t: tf.Tensor4D, depth: number) => tf.reshape(t, [batch, -1, depth]);
     return {
       clsLogits: tf.concat(
@@ -266,7 +287,7 @@ export function createSsdModel(config: SsdModelConfig, anchors?: AnchorConfig): 
   const variables = createVariables(description, config.seed);
   let disposed = false;
   return {
-    config: { ...config },
+    config: { ...config, pretrainedBase: description.pretrainedBase },
     anchorConfig: description.anchorConfig,
     anchors: generateAnchors(description.anchorConfig),
     numAnchors: description.numAnchors,

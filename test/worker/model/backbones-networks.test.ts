@@ -72,14 +72,21 @@ const vggExtras = test.macro({
 test.serial(vggExtras, 300, 38, [38, 19, 10, 5, 3, 1]);
 test.serial(vggExtras, 512, 64, [64, 32, 16, 8, 4, 2, 1]);
 
-test.serial('the resnet-50 base and expanders run on tensors with the predicted shapes', (t) => {
-  const r = runBoth(t, (ops, [x]) => resnet50Extras(ops, resnet50Base(ops, x!)).map((s) => s.value), [
-    [64, 64, 3],
-  ]);
-  t.deepEqual(r.actual, r.predicted);
-  t.deepEqual(
-    r.actual.map((s) => s[3]),
-    [1024, 2048, 512, 512, 256, 256],
-  );
-  t.true(r.finite);
+const resnet = test.macro({
+  exec(t, pretrained: boolean) {
+    const net: Network = (ops, [x]) =>
+      resnet50Extras(ops, resnet50Base(ops, x!, { pretrained })).map((s) => s.value);
+    const r = runBoth(t, net, [[64, 64, 3]]);
+    t.deepEqual(r.actual, r.predicted);
+    t.deepEqual(
+      r.actual.map((s) => s[3]),
+      [1024, 2048, 512, 512, 256, 256],
+    );
+    t.true(r.finite);
+  },
+  title: (_p, pretrained) =>
+    `the resnet-50 base (${pretrained ? 'pretrained' : 'from scratch'}) and expanders run on tensors with the predicted shapes`,
 });
+
+test.serial(resnet, true);
+test.serial(resnet, false);

@@ -58,6 +58,17 @@ export interface ParamSpec {
 export interface BatchNormSpec {
   /** True: gamma and beta are trained (new layers); false: all four tensors stay as loaded (pretrained). */
   trainAffine: boolean;
+  /** Initial gamma (default 1); 0 makes the layer start as a constant beta (zero-gamma residual ends). */
+  gammaInit?: number;
+}
+
+/** What a base network is told about where its weights come from. */
+export interface BaseOptions {
+  /**
+   * True: the base's weights will be loaded from a pretrained base (--pretrained-base), so it is set up
+   * for fine-tuning; false: it trains from its seeded initialisation.
+   */
+  pretrained: boolean;
 }
 
 /** Epsilons of the reference layers: Gluon BatchNorm 1e-5, GluonCV Normalize (L2Norm) 1e-5, GroupNorm 1e-5. */
@@ -149,9 +160,9 @@ export function createShapeOps(): ShapeOps {
       const [h, w] = spatial('max-pool', x, spec.size, spec.stride, spec.pad);
       return [h, w, x[2]];
     },
-    batchNorm(name, x, { trainAffine }) {
+    batchNorm(name, x, { trainAffine, gammaInit = 1 }) {
       const shape = perChannel(name, x);
-      declare(name, 'gamma', shape, { kind: 'constant', value: 1 }, trainAffine);
+      declare(name, 'gamma', shape, { kind: 'constant', value: gammaInit }, trainAffine);
       declare(name, 'beta', shape, { kind: 'constant', value: 0 }, trainAffine);
       declare(name, 'moving_mean', shape, { kind: 'constant', value: 0 }, false);
       declare(name, 'moving_variance', shape, { kind: 'constant', value: 1 }, false);
