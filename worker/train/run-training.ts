@@ -85,6 +85,8 @@ export async function createModel(
     imageShape: hp.image_shape,
     numClasses: hp.num_classes,
     seed: o.seed,
+    // From scratch, resnet-50's base BatchNorms train (with zero-gamma residual ends); see resnet50.ts.
+    pretrainedBase: baseUrl !== undefined,
   });
   if (baseUrl === undefined) return model;
   try {
