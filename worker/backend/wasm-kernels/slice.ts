@@ -82,6 +82,8 @@ export function slice(args: WasmKernelArgs): TensorInfo {
     attrs.begin,
     attrs.size,
   ) as [number[], number[]];
+  // The stock wasm kernel checks nothing; copySlice would read past x into other tensors' memory.
+  tf.slice_util.assertParamsValid(x as tf.TensorInfo as tf.Tensor, begin, size);
   return sliceInfo(args.backend as BackendWasm, x, begin, size);
 }
 

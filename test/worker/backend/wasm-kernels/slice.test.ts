@@ -130,3 +130,25 @@ test.serial('wasm Slice of a string tensor is left to the stock kernel', async (
   t.deepEqual(await y.array(), [['b'], ['d']]);
   tf.dispose([x, y]);
 });
+
+test.serial('wasm Slice refuses a slice past the end of its input as the cpu backend does', async (t) => {
+  // copySlice reads the whole heap: unchecked, it would copy other tensors' memory into the slice.
+  const x = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+  // runOn leaves the backend it switched to when the function throws.
+  t.teardown(async () => {
+    await tf.setBackend('wasm');
+    x.dispose();
+  });
+  for (const backend of ['cpu', 'wasm'] as const) {
+    await t.throwsAsync(
+      runOn(backend, () => tf.slice(x, [1, 1], [1, 3])),
+      { message: /begin\[1\] \+ size\[1\] \(4\) would overflow input.shape\[1\] \(3\)/ },
+      backend,
+    );
+    await t.throwsAsync(
+      runOn(backend, () => tf.slice(x, [2, 0], [1, -1])),
+      { message: /would overflow input.shape\[0\] \(2\)/ },
+      backend,
+    );
+  }
+});
