@@ -203,6 +203,23 @@ test.serial('a worker with an empty batch sends zeros and applies the others’ 
   t.deepEqual(await weightsOf(idle.model), await weightsOf(busy.model));
 });
 
+test.serial("an empty batch after a full one sends zeros, not the last step's gradients", async (t) => {
+  // The step reuses one fusion buffer: the empty path must clear what the previous step packed.
+  const sent: Float32Array[] = [];
+  const { step } = stepFor(t, {
+    reducer: {
+      async reduce(buffer) {
+        sent.push(buffer.slice());
+      },
+    },
+  });
+  await step.step(drawnBatch(2, 10), { lr: 0.01, signal });
+  const r = await step.step({ images: new Float32Array(0), gt: [] }, { lr: 0.01, signal });
+  t.true(sent[0]!.some((v) => v !== 0));
+  t.true(sent[1]!.every((v) => v === 0));
+  t.is(r.numPositives, 0);
+});
+
 test.serial('train step rejects an aborted signal before computing anything', async (t) => {
   const { model, step } = stepFor(t);
   const before = await weightsOf(model);
