@@ -154,8 +154,10 @@ export function createTrainStep(options: TrainStepOptions): TrainStep {
   const anchorsCorner = centerToCorner(model.anchors);
   const side = model.config.imageShape;
   const iou = options.matchThreshold ?? MATCH_OVERLAP_THRESHOLD;
-  // One fusion buffer for every step (steps never overlap; the reducer writes nothing into it after
-  // its call settles): ~2.5 MB fewer external bytes per step of tiny for the garbage collector.
+  // One fusion buffer for every step (steps never overlap, and the reducer writes nothing into it after
+  // its call settles; after a FAILED call the transport may still be reading bytes of it, but those
+  // carry the failed generation's key, which every peer discards). Against a fresh buffer and a copy
+  // per gradient each step: ~5 MB less external memory per step of tiny for the garbage collector.
   const fusionBuffer = new Float32Array(layout.totalSize);
 
   /** Steps 1-3: the packed local buffer. */
