@@ -5,7 +5,7 @@ import { describeSsd, type SsdDescription } from '../../worker/model/ssd.js';
 import { intFlag, parseCommandArgs, requireFlag } from '../args.js';
 import { type CliCommand, writeJsonLine } from '../command.js';
 
-const USAGE = `Usage: ssd-cluster model-info --num-classes K [--base-network NAME] [--image-shape PX]
+const USAGE = `Usage: ssd-cluster model-info --num-classes K [--base-network NAME] [--image-shape PX] [--use-pretrained-model 0|1]
                               [--dump-anchors FILE] [--json] [--s3-endpoint URL]
 
 Prints the anchors, parameter count and source feature maps of an SSD configuration. Everything is
@@ -15,6 +15,9 @@ Options:
   --num-classes K       object classes, background not included (SageMaker num_classes)
   --base-network NAME   vgg-16 (default), resnet-50 or tiny
   --image-shape PX      input side in pixels (default 300); tiny takes multiples of 32 from 64
+  --use-pretrained-model 0|1
+                        1 (default, as SageMaker): set up for a pretrained base, resnet-50's base
+                        BatchNorms frozen; 0: from scratch, their gamma/beta trainable
   --dump-anchors FILE   write every anchor as [[cx, cy, w, h], ...], normalised to the image side, in
                         prediction order (7 significant digits); a path or an s3:// URL
   --json                one JSON object: {"baseNetwork", "imageShape", "numClasses", "anchors",
@@ -96,6 +99,7 @@ export const command: CliCommand = {
       'base-network': { type: 'string' },
       'image-shape': { type: 'string' },
       'num-classes': { type: 'string' },
+      'use-pretrained-model': { type: 'string' },
       'dump-anchors': { type: 'string' },
       json: { type: 'boolean' },
     });
@@ -103,6 +107,8 @@ export const command: CliCommand = {
       baseNetwork: parseBaseNetwork(values['base-network']),
       imageShape: intFlag('image-shape', values['image-shape'], { min: 1 }) ?? 300,
       numClasses: requireFlag('num-classes', intFlag('num-classes', values['num-classes'], { min: 1 })),
+      pretrainedBase:
+        intFlag('use-pretrained-model', values['use-pretrained-model'], { min: 0, max: 1 }) !== 0,
     });
     const dumpUrl = values['dump-anchors'];
     if (dumpUrl !== undefined) {

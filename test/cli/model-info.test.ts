@@ -105,3 +105,38 @@ test('model-info names the bad flag and exits 2', async (t) => {
   t.is(size.code, 2);
   t.regex(size.stderr, /image_shape: for tiny must be a multiple of 32 and >= 64, got 100/);
 });
+
+test('model-info --use-pretrained-model 0 counts resnet-50 base BatchNorm affines as trainable, 1 (the default) does not', async (t) => {
+  const info = async (...flags: string[]) => {
+    const { code, stdout } = await run([
+      '--base-network',
+      'resnet-50',
+      '--num-classes',
+      '20',
+      '--json',
+      ...flags,
+    ]);
+    t.is(code, 0);
+    return JSON.parse(stdout) as { parameters: number; trainableParameters: number };
+  };
+  const [byDefault, pretrained, scratch] = [
+    await info(),
+    await info('--use-pretrained-model', '1'),
+    await info('--use-pretrained-model', '0'),
+  ];
+  t.deepEqual(byDefault, pretrained);
+  t.is(scratch.parameters, pretrained.parameters, 'the same tensors either way');
+  // From scratch, each base BatchNorm adds its gamma and beta: 2 x the base's BatchNorm channels,
+  // bn0 (64) plus bn1/bn2 (width), bn3 (4 x width) per unit and sc_bn (4 x width) per stage.
+  const stages = [
+    { units: 3, width: 64 },
+    { units: 4, width: 128 },
+    { units: 6, width: 256 },
+    { units: 3, width: 512 },
+  ];
+  const channels = 64 + stages.reduce((sum, s) => sum + s.units * 6 * s.width + 4 * s.width, 0);
+  t.is(scratch.trainableParameters - pretrained.trainableParameters, 2 * channels);
+  const bad = await run(['--num-classes', '20', '--use-pretrained-model', 'yes']);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /--use-pretrained-model: expected an integer >= 0 and <= 1, got 'yes'/);
+});

@@ -21,6 +21,9 @@ Options:
   --image-shape PX      input side (default 300; tiny: a multiple of 32 from 64)
   --batch-size B        images per step (default 2)
   --num-classes K       object classes (default 20, as VOC)
+  --use-pretrained-model 0|1
+                        the network's setup for a pretrained base (1: resnet-50's base BatchNorms frozen) or
+                        from scratch (0, default: no base is loaded here, and bench scaling's workers run 0)
   --backend NAME        auto (default), tensorflow-gpu, tensorflow, wasm or cpu
   --threads N           XNNPACK threads on wasm (default 1)
   --warmup N            untimed steps first (default 1)
@@ -60,6 +63,7 @@ export const command: CliCommand = {
       'image-shape': { type: 'string' },
       'batch-size': { type: 'string' },
       'num-classes': { type: 'string' },
+      'use-pretrained-model': { type: 'string' },
       backend: { type: 'string' },
       threads: { type: 'string' },
       warmup: { type: 'string' },
@@ -70,6 +74,8 @@ export const command: CliCommand = {
     const imageShape = intFlag('image-shape', values['image-shape'], { min: 1 }) ?? 300;
     const batchSize = intFlag('batch-size', values['batch-size'], { min: 1 }) ?? 2;
     const numClasses = intFlag('num-classes', values['num-classes'], { min: 1 }) ?? 20;
+    const pretrainedBase =
+      intFlag('use-pretrained-model', values['use-pretrained-model'], { min: 0, max: 1 }) === 1;
     const warmup = intFlag('warmup', values.warmup, { min: 0 }) ?? 1;
     const steps = intFlag('steps', values.steps, { min: 1 }) ?? 3;
     const threads = parseThreadsFlag(values.threads);
@@ -78,7 +84,7 @@ export const command: CliCommand = {
       threads,
     });
     const { tf } = backend;
-    const model = createSsdModel({ baseNetwork, imageShape, numClasses, seed: 0 });
+    const model = createSsdModel({ baseNetwork, imageShape, numClasses, seed: 0, pretrainedBase });
     const optimizer = createOptimizer(tf, { optimizer: 'sgd', momentum: 0.9, weight_decay: 5e-4 });
     try {
       const step = createTrainStep({ tf, model, optimizer, trainableNames: model.trainableNames() });

@@ -36,3 +36,17 @@ test('bench step rejects an unknown base network', async (t) => {
   t.is(run.code, 2);
   t.regex(run.stderr, /--base-network: expected one of vgg-16, resnet-50, tiny, got 'vgg-19'/);
 });
+
+test('bench step takes --use-pretrained-model 0 or 1 only', async (t) => {
+  const run = await runCli([
+    'bench',
+    'step',
+    '--base-network',
+    'tiny',
+    '--use-pretrained-model',
+    '2',
+    '--json',
+  ]);
+  t.is(run.code, 2);
+  t.regex(run.stderr, /--use-pretrained-model: expected an integer >= 0 and <= 1, got '2'/);
+});
