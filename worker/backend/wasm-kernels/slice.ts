@@ -41,9 +41,8 @@ export function copySlice(
   for (let k = 0; k < axis; k++) runs *= size[k]!;
   // An odometer over the outer axes [0, axis): index[k] counts 0 .. size[k] - 1.
   const index = new Int32Array(Math.max(axis, 1));
-  let base = srcAt + (rank === 0 ? 0 : begin[axis]! * (strides[axis] ?? 1));
-  for (let k = 0; k < axis; k++) base += begin[k]! * strides[k]!;
-  let src = base;
+  let src = srcAt + (rank === 0 ? 0 : begin[axis]! * (strides[axis] ?? 1));
+  for (let k = 0; k < axis; k++) src += begin[k]! * strides[k]!;
   for (let n = 0; n < runs; n++) {
     heap.copyWithin(dstAt + n * run, src, src + run);
     for (let k = axis - 1; k >= 0; k--) {
