@@ -1,5 +1,6 @@
 import { ClusterError, ConfigError, errorMessage, UsageError } from '../shared/errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../shared/logging.js';
+import { describeVersion } from '../shared/version.js';
 import type { CliCommand, CliContext } from './command.js';
 
 /**
@@ -39,13 +40,13 @@ const SUMMARIES: Record<string, string> = {
   inspect: 'print the records of a RecordIO file as JSON lines',
   'model-info': 'print anchors, parameters and feature maps of an SSD configuration',
   map: 'compute VOC mAP from ground-truth and detection JSON files',
-  bench: 'benchmarks: recordio, step, allreduce, learn (JSON output)',
+  bench: 'benchmarks: recordio, step, allreduce, learn, scaling (JSON output)',
 };
 
 function usage(): string {
   const width = Math.max(...Object.keys(SUMMARIES).map((k) => k.length));
   const lines = Object.entries(SUMMARIES).map(([k, s]) => `  ${k.padEnd(width)}  ${s}`);
-  return `Usage: ssd-cluster COMMAND [options]\n\nCommands:\n${lines.join('\n')}\n\nRun 'ssd-cluster COMMAND --help' for a command's options.\n`;
+  return `Usage: ssd-cluster COMMAND [options]\n\nCommands:\n${lines.join('\n')}\n\nRun 'ssd-cluster COMMAND --help' for a command's options; 'ssd-cluster --version' for the version.\n`;
 }
 
 function logLevelFrom(argv: string[]): LogLevel {
@@ -66,6 +67,10 @@ export async function main(argv: string[], io: Partial<CliContext> = {}): Promis
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     stdout.write(usage());
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    stdout.write(`${describeVersion()}\n`);
+    return 0;
   }
   const load = commands[name];
   if (!load) {

@@ -5,6 +5,7 @@ import type { Hyperparameters } from '../shared/config/hyperparameters.js';
 import { ClusterError } from '../shared/errors.js';
 import { VocMapAccumulator } from '../shared/eval/voc-map.js';
 import { type Logger, noopLogger } from '../shared/logging.js';
+import { SSD_CLUSTER_VERSION, versionMismatch } from '../shared/version.js';
 import * as job from './job/job.js';
 import * as ms from './membership/membership.js';
 import {
@@ -126,6 +127,13 @@ export class Coordinator {
     if (req.clusterToken !== this.opts.clusterToken) {
       throw new ClusterError('CONFIG', 'join refused: the cluster token does not match (--cluster-token)');
     }
+    const host = req.hostname || seenFrom;
+    const mismatch = versionMismatch({
+      worker: req.workerId ? `${req.workerId} on ${host}` : `on ${host}`,
+      workerVersion: req.version,
+      coordinatorVersion: SSD_CLUSTER_VERSION,
+    });
+    if (mismatch !== null) throw new ClusterError('CONFIG', `join refused: ${mismatch}`);
     const workerId = req.workerId || `w-${randomUUID().slice(0, 8)}`;
     const peerAddress = withHost(req.peerAddress, seenFrom);
     const metricsAddress = req.metricsAddress ? withHost(req.metricsAddress, seenFrom) : '';
@@ -149,6 +157,7 @@ export class Coordinator {
       job: this.opts.spec,
       heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
       generation: this.members.generation,
+      coordinatorVersion: SSD_CLUSTER_VERSION,
     };
   }
 

@@ -47,6 +47,8 @@ export interface JoinRequestMsg {
   layoutHash: string;
   backend: string;
   hostname: string;
+  /** The worker's SSD_CLUSTER_VERSION (shared/version.ts); '' from a build that does not send it. */
+  version: string;
 }
 
 export interface JoinResponseMsg {
@@ -54,6 +56,8 @@ export interface JoinResponseMsg {
   job: JobSpecMsg;
   heartbeatIntervalMs: number;
   generation: number;
+  /** The coordinator's SSD_CLUSTER_VERSION; '' from a build that does not send it. */
+  coordinatorVersion: string;
 }
 
 export interface PositionMsg {

@@ -14,12 +14,13 @@ import { createCheckpointStore, loadCheckpoint } from '../coordinator/checkpoint
 import type { AssignmentMsg, JoinResponseMsg, ProgressMsg } from '../coordinator/protocol.js';
 import { compileHyperparameters } from '../shared/config/compile.js';
 import type { Hyperparameters } from '../shared/config/hyperparameters.js';
-import { ClusterError, errorMessage, isAbortError, isClusterError } from '../shared/errors.js';
+import { ClusterError, ConfigError, errorMessage, isAbortError, isClusterError } from '../shared/errors.js';
 import type { Logger } from '../shared/logging.js';
 import { createRpcClient } from '../shared/rpc/client.js';
 import { createStorage } from '../shared/storage/open-storage.js';
 import type { Storage } from '../shared/storage/storage.js';
 import { createTimeline, recordStepPhases, type Timeline, timelineNowMs } from '../shared/timeline.js';
+import { SSD_CLUSTER_VERSION, versionMismatch } from '../shared/version.js';
 import { GrpcRingTransport } from './allreduce/grpc-transport.js';
 import { type BackendName, initBackend } from './backend/backend.js';
 import { CoordinatorClient } from './coordinator-client.js';
@@ -113,8 +114,19 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
       layoutHash: '',
       backend: o.backend,
       hostname: hostname(),
+      version: SSD_CLUSTER_VERSION,
     };
     const joined = await client.join(request, o.signal);
+    const mismatch = versionMismatch({
+      worker: `on ${request.hostname}`,
+      workerVersion: SSD_CLUSTER_VERSION,
+      coordinatorVersion: joined.coordinatorVersion,
+    });
+    if (mismatch !== null) {
+      // Gone at once rather than by a heartbeat timeout (a coordinator that does not check versions).
+      await client.leave(joined.workerId, 'version mismatch').catch(() => {});
+      throw new ConfigError([`--coordinator ${o.coordinator}: ${mismatch}`]);
+    }
     // A restarted coordinator does not know this worker: join it again under the same id.
     const rejoin = async () => {
       await client.join({ ...request, workerId: joined.workerId }, o.signal);

@@ -2,6 +2,7 @@ import { PassThrough } from 'node:stream';
 import test from 'ava';
 import { main } from '../../cli/main.js';
 import { noopLogger } from '../../shared/logging.js';
+import { SSD_CLUSTER_VERSION } from '../../shared/version.js';
 
 function capture() {
   const stream = new PassThrough();
@@ -58,4 +59,12 @@ test('bench --help lists every benchmark, and bench with an unknown NAME and --h
     unknown.stderr,
     /bench: expected one of recordio, step, allreduce, learn, scaling, got 'frobnicate'/,
   );
+});
+
+test('main prints the version for --version, -V and version, exit code 0', async (t) => {
+  for (const flag of ['--version', '-V', 'version']) {
+    const { code, stdout } = await run([flag]);
+    t.is(code, 0, flag);
+    t.is(stdout, `ssd-cluster ${SSD_CLUSTER_VERSION} (node ${process.version})\n`, flag);
+  }
 });

@@ -4,6 +4,8 @@ import type { JobSpecMsg } from '../../coordinator/protocol.js';
 import { packRows } from '../../coordinator/protocol.js';
 import { startCoordinatorServer } from '../../coordinator/service.js';
 import { compileHyperparameters } from '../../shared/config/compile.js';
+import { isClusterError } from '../../shared/errors.js';
+import { SSD_CLUSTER_VERSION } from '../../shared/version.js';
 import { CoordinatorClient } from '../../worker/coordinator-client.js';
 
 const hp = compileHyperparameters({
@@ -68,6 +70,7 @@ function joinReq(peerPort: number) {
     layoutHash: 'h',
     backend: 'cpu',
     hostname: 'test',
+    version: SSD_CLUSTER_VERSION,
   };
 }
 
@@ -140,6 +143,22 @@ test('coordinator drives two workers through assignment, steps, epoch barriers a
   t.is(summary.workers, 2);
   const after = await client.getAssignment(a.workerId, gen, null, signal);
   t.true(after.finished);
+});
+
+test('coordinator refuses a join from another ssd-cluster version, naming both, and admits its own', async (t) => {
+  const { coordinator, client } = await startCluster(t, 1);
+  const signal = AbortSignal.timeout(10_000);
+  const err = await t.throwsAsync(client.join({ ...joinReq(1), version: '0.0.9' }, signal));
+  t.true(isClusterError(err, 'CONFIG'), String(err));
+  t.regex(
+    err?.message ?? '',
+    new RegExp(
+      `join refused: worker on test runs ssd-cluster 0\\.0\\.9 and the coordinator ssd-cluster ${SSD_CLUSTER_VERSION.replaceAll('.', '\\.')}`,
+    ),
+  );
+  t.is(coordinator.membership.candidates.length + coordinator.membership.members.length, 0, 'nobody joined');
+  const w = await client.join(joinReq(1), signal);
+  t.is(w.coordinatorVersion, SSD_CLUSTER_VERSION);
 });
 
 test('coordinator refuses a join with the wrong cluster token and a step report from a stale generation', async (t) => {

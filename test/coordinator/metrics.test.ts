@@ -10,6 +10,7 @@ import {
 } from '../../coordinator/metrics.js';
 import type { StepReportMsg } from '../../coordinator/protocol.js';
 import { FakeClock } from '../../shared/clock.js';
+import { SSD_CLUSTER_VERSION } from '../../shared/version.js';
 import { promtoolCheckMetrics, seriesIn, seriesValue } from '../shared/metrics/helpers.js';
 
 // The job as `coordinator` would build it from flags.
@@ -56,6 +57,7 @@ function twoWorkerCoordinator(t: ExecutionContext, workers = 2) {
         layoutHash: 'h',
         backend: 'cpu',
         hostname: 'test',
+        version: SSD_CLUSTER_VERSION,
       },
       `ipv4:127.0.0.1:${40_000 + i}`,
     );

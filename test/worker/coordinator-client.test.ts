@@ -3,6 +3,7 @@ import test from 'ava';
 import { coordinatorProto, type JoinRequestMsg, type PositionMsg } from '../../coordinator/protocol.js';
 import { isClusterError } from '../../shared/errors.js';
 import { RpcServer } from '../../shared/rpc/server.js';
+import { SSD_CLUSTER_VERSION } from '../../shared/version.js';
 import { CoordinatorClient } from '../../worker/coordinator-client.js';
 import { collectGarbageLater, within } from '../helpers/deadline-checks.js';
 
@@ -51,6 +52,7 @@ test('coordinator client stops waiting for an unanswered join as soon as its cal
     layoutHash: '',
     backend: 'cpu',
     hostname: 'test',
+    version: SSD_CLUSTER_VERSION,
   };
   const joining = client.join(request, stop.signal);
   const reason = new Error('worker stopping');
