@@ -154,11 +154,13 @@ export function createTrainStep(options: TrainStepOptions): TrainStep {
   const anchorsCorner = centerToCorner(model.anchors);
   const side = model.config.imageShape;
   const iou = options.matchThreshold ?? MATCH_OVERLAP_THRESHOLD;
-  // One fusion buffer for every step (steps never overlap, and the reducer writes nothing into it after
-  // its call settles; after a FAILED call the transport may still be reading bytes of it, but those
-  // carry the failed generation's key, which every peer discards). Against a fresh buffer and a copy
-  // per gradient each step: ~5 MB less external memory per step of tiny for the garbage collector.
-  const fusionBuffer = new Float32Array(layout.totalSize);
+  // One fusion buffer for every step: steps never overlap, and the reducer writes nothing into it after
+  // its call settles. Against a fresh buffer and a copy per gradient each step: ~5 MB less external
+  // memory per step of tiny for the garbage collector. After a FAILED call the transport may still be
+  // sending bytes of it (an aborted write settles before HTTP/2 has taken the payload), so the buffer is
+  // left to it and the next step packs into a new one: what a peer receives under the failed key is what
+  // this worker computed, and not the next step's gradient.
+  let fusionBuffer = new Float32Array(layout.totalSize);
 
   /** Steps 1-3: the packed local buffer. */
   const compute = (batch: StepBatch): Float32Array => {
@@ -227,7 +229,12 @@ export function createTrainStep(options: TrainStepOptions): TrainStep {
       const t0 = performance.now();
       const buffer = compute(batch);
       const t1 = performance.now();
-      await reducer.reduce(buffer, signal);
+      try {
+        await reducer.reduce(buffer, signal);
+      } catch (err) {
+        fusionBuffer = new Float32Array(layout.totalSize);
+        throw err;
+      }
       signal.throwIfAborted();
       const t2 = performance.now();
       const result = update(buffer, lr);

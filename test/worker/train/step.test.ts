@@ -230,3 +230,28 @@ test.serial('train step rejects an aborted signal before computing anything', as
   });
   t.deepEqual(await weightsOf(model), before);
 });
+
+test.serial(
+  'after a failed all-reduce the next step packs into a new buffer, not the one still being sent',
+  async (t) => {
+    // A transport may still read the buffer of a call that failed (an aborted HTTP/2 write settles early).
+    const handed: Float32Array[] = [];
+    let fail = true;
+    const { step } = stepFor(t, {
+      reducer: {
+        async reduce(buffer) {
+          handed.push(buffer);
+          if (fail) throw new Error('peer lost');
+        },
+      },
+    });
+    await t.throwsAsync(step.step(drawnBatch(2, 11), { lr: 0.01, signal }), { message: 'peer lost' });
+    const failedBytes = handed[0]!.slice();
+    fail = false;
+    await step.step(drawnBatch(2, 12), { lr: 0.01, signal });
+    await step.step(drawnBatch(2, 13), { lr: 0.01, signal });
+    t.not(handed[1], handed[0]);
+    t.deepEqual(handed[0], failedBytes, 'the failed call’s bytes are left as they were');
+    t.is(handed[2], handed[1], 'successful steps still reuse one buffer');
+  },
+);
