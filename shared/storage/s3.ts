@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { addAbortSignal, Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
@@ -222,6 +223,7 @@ class S3Storage implements Storage {
   private begin(url: string, signal: AbortSignal | undefined, { isPrefix = false } = {}): S3Location {
     if (this.closed) throw new StorageError(url, 'storage is closed');
     signal?.throwIfAborted();
+    if (signal) allowConcurrentCalls(signal);
     const location = parseS3Url(url);
     if (!isPrefix && location.key === '') throw new StorageError(url, 'names a bucket, not an object');
     return location;
@@ -287,6 +289,17 @@ class S3Storage implements Storage {
       signal?.removeEventListener('abort', onAbort);
     }
   }
+}
+
+/**
+ * The SDK adds abort listeners to the signal of every request in flight (its retry race and HTTP
+ * handler; a read stream one more) and removes them when the request settles. A dozen concurrent
+ * calls on one signal (a worker's ranged reads under its epoch signal) are normal use, not a leak,
+ * so Node's MaxListenersExceededWarning at 11 listeners does not apply: lift the cap. (Not
+ * getMaxListeners first: on Node 20 it throws for an AbortSignal whose cap is 0.)
+ */
+function allowConcurrentCalls(signal: AbortSignal): void {
+  setMaxListeners(0, signal);
 }
 
 /** Destroys `stream` when `signal` aborts: a GET stops downloading, an upload stops pulling its body. */

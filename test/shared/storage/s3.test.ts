@@ -109,6 +109,34 @@ test('s3 ranged reads send an inclusive Range header', async (t) => {
   t.is(server.requests[from]?.headers.range, 'bytes=10-19');
 });
 
+test('s3 calls sharing one signal run concurrently without a MaxListenersExceededWarning', async (t) => {
+  // The SDK adds abort listeners per request in flight (retry race, HTTP handler) and a read stream
+  // one more: a worker's epoch signal carries a dozen concurrent ranged reads and checkpoint writes.
+  const { storage, base } = await open(t);
+  const bytes = randomBytes(64);
+  await storage.write(`${base}c.bin`, bytes);
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+  process.on('warning', onWarning);
+  t.teardown(() => process.off('warning', onWarning));
+  const { signal } = new AbortController();
+  const reads = Array.from({ length: 16 }, (_, i) =>
+    storage.read(`${base}c.bin`, { range: { start: i, end: i + 8 }, signal }),
+  );
+  const stats = Array.from({ length: 16 }, () => storage.stat(`${base}c.bin`, { signal }));
+  const read = await Promise.all(reads);
+  await Promise.all(stats);
+  t.deepEqual(
+    read.map((chunk) => chunk.toString('hex')),
+    read.map((_, i) => bytes.subarray(i, i + 8).toString('hex')),
+  );
+  await new Promise((resolve) => setImmediate(resolve)); // process warnings are emitted on a later tick
+  t.deepEqual(
+    warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')),
+    [],
+  );
+});
+
 test('s3 list follows continuation tokens across pages', async (t) => {
   const { server, storage, base } = await open(t, { listPageSize: 2 });
   const names = ['a', 'b', 'c', 'd', 'e'];
