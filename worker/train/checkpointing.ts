@@ -36,6 +36,7 @@ import { HYPERPARAMETER_NAMES, type Hyperparameters } from '../../shared/config/
 import { ClusterError, ConfigError, errorMessage } from '../../shared/errors.js';
 import { type Logger, noopLogger } from '../../shared/logging.js';
 import type { Storage } from '../../shared/storage/storage.js';
+import { SSD_CLUSTER_VERSION } from '../../shared/version.js';
 import type { CheckpointPoint, Trainer } from './trainer.js';
 import type { TrainerState, TrainingProgress } from './trainer-state.js';
 
@@ -198,13 +199,36 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
   return checkpointer;
 }
 
-/** What a checkpoint says about its run: the hyperparameters as SageMaker strings, the seed, `extra`. */
+/**
+ * What a checkpoint says about its run: the hyperparameters as SageMaker strings, the seed, the
+ * ssd-cluster version that wrote it, `extra`.
+ */
 export function checkpointMeta(
   hp: Readonly<Hyperparameters>,
   seed: number,
   extra: Readonly<Record<string, JsonValue>> = {},
 ): Record<string, JsonValue> {
-  return { ...extra, hyperparameters: toSageMakerHyperparams(hp), seed };
+  return {
+    ...extra,
+    hyperparameters: toSageMakerHyperparams(hp),
+    seed,
+    ssdClusterVersion: SSD_CLUSTER_VERSION,
+  };
+}
+
+/**
+ * A warning when the checkpoint was written by another ssd-cluster version (or by one that did not record
+ * it), else null. Such a checkpoint still loads when its names and shapes fit (setState checks them), but
+ * its run's initialisation or schedule may differ from this version's. Pure.
+ */
+export function versionWarning(url: string, meta: CheckpointMeta): string | null {
+  const written = meta.ssdClusterVersion;
+  if (written === SSD_CLUSTER_VERSION) return null;
+  const by =
+    typeof written === 'string'
+      ? `ssd-cluster ${written}`
+      : 'an ssd-cluster build that did not record its version';
+  return `checkpoint ${url} was written by ${by}; this is ssd-cluster ${SSD_CLUSTER_VERSION}`;
 }
 
 /**
@@ -295,6 +319,8 @@ export function resumeTrainer(
   const problems = resumeProblems(loaded.url, loaded.meta, run.hp, run.seed);
   if (problems.length > 0) throw new ConfigError(problems);
   trainer.setState(loaded.state);
+  const warning = versionWarning(loaded.url, loaded.meta);
+  if (warning !== null) run.logger?.warn(warning);
   const { epoch, position, globalStep } = loaded.state.progress;
   run.logger?.info('resuming from checkpoint', { url: loaded.url, epoch, position, globalStep });
 }

@@ -12,12 +12,14 @@ import { ConfigError, StorageError } from '../../../shared/errors.js';
 import { createMemoryLogger } from '../../../shared/logging.js';
 import { createMemoryStorage } from '../../../shared/storage/memory.js';
 import type { Storage } from '../../../shared/storage/storage.js';
+import { SSD_CLUSTER_VERSION } from '../../../shared/version.js';
 import {
   checkpointMeta,
   createCheckpointer,
   isCheckpointDue,
   resumeProblems,
   startCheckpointing,
+  versionWarning,
   type WrittenCheckpoint,
 } from '../../../worker/train/checkpointing.js';
 import {
@@ -356,4 +358,39 @@ test("a real trainer's checkpoint holds the bytes of its step boundary although 
     t.true(want.tensors.equals(await gated.storage.read(`${url}/${TENSORS_FILE}`)), url);
   }
   t.false(expected.get(1)!.tensors.equals(expected.get(2)!.tensors), 'step 2 changed the weights');
+});
+
+test('a checkpoint records the ssd-cluster version; one from another version or none resumes with a warning naming both', async (t) => {
+  const meta: CheckpointMeta = { createdAt: '2025-06-01T10:00:00.000Z', ...checkpointMeta(hp, SEED) };
+  t.is(meta.ssdClusterVersion, SSD_CLUSTER_VERSION);
+  const url = 'mem/checkpoints/ckpt-000000000004';
+  t.is(versionWarning(url, meta), null);
+  t.is(
+    versionWarning(url, { ...meta, ssdClusterVersion: '0.0.9' }),
+    `checkpoint ${url} was written by ssd-cluster 0.0.9; this is ssd-cluster ${SSD_CLUSTER_VERSION}`,
+  );
+
+  const storage = createMemoryStorage();
+  const store = createCheckpointStore({ storage, dir: DIR, keep: 3 });
+  t.teardown(() => store.close());
+  const { ssdClusterVersion: _dropped, ...unversioned } = meta;
+  const written = await store.write(makeState({ globalStep: 4 }), unversioned);
+  const logger = createMemoryLogger();
+  const trainer = fakeTrainer(makeState({ globalStep: 0 }));
+  const checkpointing = await startCheckpointing({
+    storage,
+    dir: DIR,
+    resume: true,
+    hp,
+    seed: SEED,
+    trainer,
+    logger,
+    signal: signal(),
+  });
+  t.teardown(() => checkpointing.close());
+  t.is(checkpointing.resumed?.url, written, 'the state still loads');
+  const warnings = logger.entries.filter((e) => e.level === 'warn').map((e) => e.msg);
+  t.deepEqual(warnings, [
+    `checkpoint ${written} was written by an ssd-cluster build that did not record its version; this is ssd-cluster ${SSD_CLUSTER_VERSION}`,
+  ]);
 });
