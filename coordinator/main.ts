@@ -3,7 +3,7 @@ import { checkNumTrainingSamples } from '../shared/config/compile.js';
 import type { Hyperparameters } from '../shared/config/hyperparameters.js';
 import { ConfigError } from '../shared/errors.js';
 import type { Logger } from '../shared/logging.js';
-import { createProgress } from '../shared/progress.js';
+import { createProgress, type Progress, type ProgressOptions } from '../shared/progress.js';
 import type { Storage } from '../shared/storage/storage.js';
 import { openDataset } from '../worker/data/open-dataset.js';
 import { findResumeCheckpoint, resumeProblems } from '../worker/train/checkpointing.js';
@@ -113,25 +113,32 @@ async function resolveResume(o: RunCoordinatorOptions): Promise<LoadedCheckpoint
   }
 }
 
-/** Progress over the committed steps; the total assumes the ring keeps its initial size. */
-function clusterProgress(o: RunCoordinatorOptions, coordinator: Coordinator, samples: number) {
-  const perEpoch = Math.floor(samples / (o.hp.mini_batch_size * o.workers));
-  const bar = createProgress({
-    stream: o.progressStream!,
-    total: perEpoch * o.hp.epochs,
-    epochs: o.hp.epochs,
-  });
-  coordinator.stats.stepListeners.push((report) => {
-    const at = coordinator.stats.committed;
-    if (!at) return;
+/**
+ * Progress over the committed steps, updated as each one commits (so the last line shows the last
+ * step); the total assumes the ring keeps its initial size.
+ */
+export function clusterProgress(stats: CoordinatorStats, options: ProgressOptions): Progress {
+  const bar = createProgress(options);
+  stats.commitListeners.push((at) => {
+    const loss = stats.lastLoss;
     bar.update({
       epoch: at.epoch + 1,
       step: at.globalStep,
-      imagesPerSecond: coordinator.stats.imagesPerSecond(),
-      loss: report.crossEntropy + report.smoothL1,
+      imagesPerSecond: stats.imagesPerSecond(),
+      loss: loss ? loss.crossEntropy + loss.smoothL1 : Number.NaN,
     });
   });
   return bar;
+}
+
+function jobProgress(
+  o: RunCoordinatorOptions,
+  stream: ProgressOptions['stream'],
+  stats: CoordinatorStats,
+  samples: number,
+): Progress {
+  const perEpoch = Math.floor(samples / (o.hp.mini_batch_size * o.workers));
+  return clusterProgress(stats, { stream, total: perEpoch * o.hp.epochs, epochs: o.hp.epochs });
 }
 
 export async function runCoordinator(o: RunCoordinatorOptions): Promise<CoordinatorSummary> {
@@ -179,7 +186,7 @@ export async function runCoordinator(o: RunCoordinatorOptions): Promise<Coordina
             await server.close();
             throw err;
           });
-  const progress = o.progressStream && clusterProgress(o, coordinator, samples);
+  const progress = o.progressStream && jobProgress(o, o.progressStream, coordinator.stats, samples);
   try {
     coordinator.start();
     o.logger.info('coordinator listening', {

@@ -39,6 +39,11 @@ export interface CoordinatorStats {
   readonly positions: Map<string, WorkerPositionSeen>;
   /** Called with every step report (metrics observe the phases here). */
   stepListeners: ((report: StepReportMsg) => void)[];
+  /**
+   * Called with every newly committed step, after `committed` is set. A step commits when the last
+   * rank's report of it arrives, so a step listener still sees the step before it as committed.
+   */
+  commitListeners: ((progress: Progress) => void)[];
   onStep(report: StepReportMsg): void;
   onPosition(workerId: string, generation: number, position: PositionMsg): void;
   onGeneration(generation: number, workers: number): void;
@@ -79,6 +84,7 @@ export function createCoordinatorStats(clock: Clock): CoordinatorStats {
     learningRate: 0,
     positions: new Map(),
     stepListeners: [],
+    commitListeners: [],
     onStep(report) {
       const now = clock.monotonic();
       // The first report marks the end of the first step: count from when that step began.
@@ -108,6 +114,7 @@ export function createCoordinatorStats(clock: Clock): CoordinatorStats {
     },
     onCommit(progress) {
       stats.committed = progress;
+      for (const listener of stats.commitListeners) listener(progress);
     },
     onEpoch(_epoch, validationMap) {
       stats.epochsDone += 1;
