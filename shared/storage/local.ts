@@ -117,7 +117,9 @@ export function createLocalStorage(options: LocalStorageOptions = {}): Storage {
         await fs.unlink(url);
       } catch (err) {
         if (errnoCode(err) !== 'ENOENT') throw toStorageError(url, 'delete', err, signal);
+        return;
       }
+      await removeIfEmpty(path.dirname(url));
     },
 
     async close() {
@@ -200,6 +202,14 @@ async function* readStreamReusing(
   }
 }
 
+/**
+ * A folder exists only while it holds objects, as on S3: deleting a folder's last object removes the
+ * folder (not its ancestors), so pruned checkpoints leave no empty ckpt-* folders. Best effort.
+ */
+async function removeIfEmpty(dir: string): Promise<void> {
+  await fs.rmdir(dir).catch(() => {}); // ENOTEMPTY, or a concurrent delete removed it first
+}
+
 async function writeAtomically(
   url: string,
   body: Uint8Array | AsyncIterable<Uint8Array>,
@@ -207,7 +217,12 @@ async function writeAtomically(
 ): Promise<void> {
   const dir = path.dirname(url);
   await fs.mkdir(dir, { recursive: true });
-  const { temp, handle } = await openTemp(url);
+  // A delete of the folder's last object may remove it between mkdir and open: make it again once.
+  const { temp, handle } = await openTemp(url).catch(async (err) => {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+    await fs.mkdir(dir, { recursive: true });
+    return openTemp(url);
+  });
   try {
     for await (const chunk of body instanceof Uint8Array ? [body] : body) {
       signal?.throwIfAborted();

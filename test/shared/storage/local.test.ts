@@ -236,3 +236,23 @@ test('local write below a regular file is a STORAGE error naming the path', asyn
   t.true(isClusterError(err, 'STORAGE'));
   t.is(err.message, `${url}: write failed: a parent is a file`);
 });
+
+test('local delete of the last object in a folder removes that folder, as a prefix vanishes on S3', async (t) => {
+  const dir = await tempDir(t, 'local-storage-');
+  const storage = openStorage(t);
+  const ckpt = path.join(dir, 'ckpt', 'ckpt-000000000004');
+  await storage.write(path.join(ckpt, 'state.json'), Buffer.from('{}'));
+  await storage.write(path.join(ckpt, 'tensors.bin'), Buffer.from([1, 2, 3]));
+  await storage.write(path.join(dir, 'ckpt', 'other.txt'), Buffer.from('x'));
+  await storage.delete(path.join(ckpt, 'state.json'));
+  t.deepEqual(await fs.readdir(ckpt), ['tensors.bin'], 'a folder that still holds an object stays');
+  await storage.delete(path.join(ckpt, 'tensors.bin'));
+  t.deepEqual(
+    await fs.readdir(path.join(dir, 'ckpt')),
+    ['other.txt'],
+    'the emptied folder is gone, not its parent',
+  );
+  await storage.delete(path.join(ckpt, 'tensors.bin')); // deleting a missing object still succeeds
+  await storage.write(path.join(ckpt, 'state.json'), Buffer.from('{"again":1}'));
+  t.is((await storage.read(path.join(ckpt, 'state.json'))).toString(), '{"again":1}');
+});
