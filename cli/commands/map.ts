@@ -17,7 +17,8 @@ has non-difficult ground truth). FILEs are paths or s3:// URLs.
   --metric voc07|area  voc07 (default): 11-point AP with numpy arange thresholds, as SSD/GluonCV/SageMaker report;
                        area: all-point AP (VOC2010+)
   --iou X              a detection matches at IoU >= X (default 0.5)
-  --pixel-offset 1|0   1 (default): VOC pixel boxes, widths x2 - x1 + 1; 0: normalised boxes
+  --pixel-offset 1|0   1 (default): VOC pixel boxes, widths x2 - x1 + 1; 0: normalised boxes (as 'predict'
+                       and 'inspect' print them; with 1, a warning says so when every box is within [0, 1])
   --s3-endpoint URL    S3-compatible endpoint (default: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)
 
 Detections of a difficult box are ignored; classes without non-difficult ground truth are left out of the mean.
@@ -52,6 +53,11 @@ function compileFlags(values: Record<string, string | boolean | undefined>): Map
   };
 }
 
+/** Every coordinate in [0, 1]: normalised boxes, for which the +1 pixel convention is wrong. */
+function looksNormalised(truth: readonly { box: ArrayLike<number> }[]): boolean {
+  return truth.length > 0 && truth.every((g) => Array.from(g.box).every((v) => v >= 0 && v <= 1));
+}
+
 export const command: CliCommand = {
   name: 'map',
   summary: 'compute VOC mAP from ground-truth and detection JSON files',
@@ -70,6 +76,14 @@ export const command: CliCommand = {
       const read = async (url: string) => (await storage.read(url, { signal: ctx.signal })).toString('utf8');
       const truth = parseGroundTruthJson(await read(flags.groundTruth), flags.groundTruth);
       const detections = parseDetectionsJson(await read(flags.detections), flags.detections);
+      if (flags.pixelOffset === 1 && looksNormalised(truth)) {
+        ctx.logger.warn(
+          'every ground-truth box lies within [0, 1], as normalised boxes do (predict and inspect print ' +
+            'them): --pixel-offset 1 (the default) adds 1 to each width and height, which overstates ' +
+            'the overlap of normalised boxes; pass --pixel-offset 0 for them',
+          { groundTruth: flags.groundTruth },
+        );
+      }
       const result = computeVocMap(truth, detections, flags);
       const ap = Object.fromEntries(result.classes.map((c) => [String(c.classId), c.ap]));
       writeJsonLine(ctx.stdout, { mAP: Number.isNaN(result.map) ? null : result.map, ap });

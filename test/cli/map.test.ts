@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import test from 'ava';
+import { createMemoryLogger } from '../../shared/logging.js';
 import { createStorage } from '../../shared/storage/open-storage.js';
 import { tempDir } from '../helpers/recordio-fixtures.js';
 import { runCli } from '../helpers/run-cli.js';
@@ -191,4 +192,29 @@ test('map reads s3:// inputs through --s3-endpoint', async (t) => {
   t.is(stderr, '');
   t.is(code, 0);
   close(t, JSON.parse(stdout).mAP, (3 / 11 + 28 / 33) / 2);
+});
+
+test('map warns that --pixel-offset 0 is meant when every ground-truth box is normalised', async (t) => {
+  const scale = (box: number[]) => box.map((v) => v / 128);
+  const { gtFile, detFile } = await writeInputs(
+    t,
+    truth.map((g) => ({ ...g, box: scale(g.box) })),
+    detections.map((d) => ({ ...d, box: scale(d.box) })),
+  );
+  const warnings = async (extra: string[]) => {
+    const logger = createMemoryLogger();
+    const { code } = await runCli(['map', '--ground-truth', gtFile, '--detections', detFile, ...extra], {
+      logger,
+    });
+    t.is(code, 0);
+    return logger.entries.filter((e) => e.level === 'warn').map((e) => e.msg);
+  };
+  const [warning, ...more] = await warnings([]);
+  t.regex(warning ?? '', /within \[0, 1\].*--pixel-offset 0/);
+  t.deepEqual(more, []);
+  t.deepEqual(await warnings(['--pixel-offset', '0']), []);
+  const pixels = await writeInputs(t);
+  const logger = createMemoryLogger();
+  await runCli(['map', '--ground-truth', pixels.gtFile, '--detections', pixels.detFile], { logger });
+  t.deepEqual(logger.entries, [], 'pixel boxes: no warning');
 });
