@@ -51,6 +51,7 @@ const M = {
  */
 export class CoordinatorClient {
   private readonly client: Client;
+  private readonly address: string;
   private readonly log: Logger;
   private readonly timeoutMs: number;
   private readonly callTimeoutMs: number;
@@ -58,6 +59,7 @@ export class CoordinatorClient {
 
   constructor(options: CoordinatorClientOptions) {
     this.client = createRpcClient(options.address);
+    this.address = options.address;
     this.log = options.logger ?? noopLogger;
     this.timeoutMs = options.coordinatorTimeoutMs ?? 60_000;
     this.callTimeoutMs = options.callTimeoutMs ?? 15_000;
@@ -144,12 +146,11 @@ export class CoordinatorClient {
         if (signal.aborted || !isUnreachable(err)) throw err;
         const silentMs = performance.now() - this.lastContactMs;
         if (silentMs > this.timeoutMs) {
+          const silent = `${Math.round(silentMs / 1000)} s (--coordinator-timeout ${this.timeoutMs / 1000})`;
           throw new ClusterError(
             'COORDINATOR_LOST',
-            `${rpc}: no answer from the coordinator for ${Math.round(silentMs / 1000)} s`,
-            {
-              cause: err,
-            },
+            `${rpc}: no answer from the coordinator at ${this.address} for ${silent}`,
+            { cause: err },
           );
         }
         const backoffMs = Math.min(2000, 100 * 2 ** Math.min(attempt, 5));
