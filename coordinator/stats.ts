@@ -1,14 +1,9 @@
 import type { Clock } from '../shared/clock.js';
 import { estimateScaling, type ScalingEstimate } from '../shared/metrics/scaling.js';
-import { addSample, createStepWindow, DEFAULT_WINDOW_MS } from '../shared/metrics/step-window.js';
+import { addSample, createStepWindow, DEFAULT_WINDOW_MS, throughput } from '../shared/metrics/step-window.js';
 import type { Progress } from './job/job.js';
 import { stepObservation } from './metrics.js';
 import type { PositionMsg, StepReportMsg } from './protocol.js';
-
-export interface StepSample {
-  atMs: number;
-  images: number;
-}
 
 export interface WorkerPositionSeen {
   generation: number;
@@ -50,8 +45,11 @@ export interface CoordinatorStats {
   onRestart(): void;
   onCommit(progress: Progress): void;
   onEpoch(epoch: number, validationMap: number): void;
-  /** Images per second over the last `windowMs`. */
-  imagesPerSecond(windowMs?: number): number;
+  /**
+   * Cluster images per second over the step window: ssd_cluster_images_per_second as a scrape now
+   * reads it (images of the steps in the window over the time since the earliest of them began).
+   */
+  imagesPerSecond(): number;
   /** Seconds from the first step report to the last. */
   trainingSeconds(): number;
   /**
@@ -64,7 +62,6 @@ export interface CoordinatorStats {
 }
 
 export function createCoordinatorStats(clock: Clock): CoordinatorStats {
-  const recent: StepSample[] = [];
   let firstStepMs: number | undefined;
   let lastStepMs: number | undefined;
   // The same window length and samples (stepObservation) as the metrics' TrainingMetrics window.
@@ -96,10 +93,8 @@ export function createCoordinatorStats(clock: Clock): CoordinatorStats {
       stats.badRecords += report.badRecords;
       stats.lastLoss = { crossEntropy: report.crossEntropy, smoothL1: report.smoothL1 };
       stats.learningRate = report.learningRate;
-      recent.push({ atMs: now, images: report.images });
       const { images, phases, allreduceBytes } = stepObservation(report);
       window = addSample(window, { atMs: now, images, phases, allreduceBytes });
-      while (recent.length > 0 && recent[0]!.atMs < now - 60_000) recent.shift();
       for (const listener of stats.stepListeners) listener(report);
     },
     onPosition(workerId, generation, position) {
@@ -120,13 +115,8 @@ export function createCoordinatorStats(clock: Clock): CoordinatorStats {
       stats.epochsDone += 1;
       stats.validationMap = Number.isNaN(validationMap) ? null : validationMap;
     },
-    imagesPerSecond(windowMs = 20_000) {
-      const now = clock.monotonic();
-      const inWindow = recent.filter((s) => s.atMs >= now - windowMs);
-      if (inWindow.length < 2) return 0;
-      const span = (now - inWindow[0]!.atMs) / 1000;
-      const images = inWindow.slice(1).reduce((a, s) => a + s.images, 0);
-      return span > 0 ? images / span : 0;
+    imagesPerSecond() {
+      return throughput(window, clock.monotonic());
     },
     trainingSeconds() {
       return firstStepMs === undefined || lastStepMs === undefined ? 0 : (lastStepMs - firstStepMs) / 1000;

@@ -22,13 +22,19 @@ function report(rank: number, step: number, crossEntropy: number): StepReportMsg
   };
 }
 
-test('cluster progress ends on the last committed step, not the one before it', (t) => {
+/** A 3-step job of a 2-rank ring on a fake clock, its progress printing every update as a plain line. */
+function threeStepProgress() {
   const clock = new FakeClock(1_000_000);
   const stats = createCoordinatorStats(clock);
   stats.onGeneration(7, 2);
   const lines: string[] = [];
   const stream = { write: (text: string) => lines.push(text) > 0 } as unknown as NodeJS.WritableStream;
   const bar = clusterProgress(stats, { stream, total: 3, epochs: 1, tty: false, intervalMs: 0, clock });
+  return { clock, stats, lines, bar };
+}
+
+test('cluster progress ends on the last committed step, not the one before it', (t) => {
+  const { clock, stats, lines, bar } = threeStepProgress();
   // The coordinator's order: every rank reports the step, and the last report commits it.
   for (let step = 1; step <= 3; step++) {
     clock.advance(100);
@@ -37,6 +43,17 @@ test('cluster progress ends on the last committed step, not the one before it', 
     stats.onCommit({ epoch: 0, position: step * 8, globalStep: step });
   }
   bar.stop();
-  const last = lines.join('').trim().split('\n').at(-1) ?? '';
-  t.regex(last, /^progress epoch 1\/1 step 3\/3 \(100\.0%\) .* loss 8\.000 /);
+  const printed = lines.join('').trim().split('\n');
+  t.regex(printed.at(-1) ?? '', /^progress epoch 1\/1 step 3\/3 \(100\.0%\) .* loss 8\.000 /);
+});
+
+test('cluster progress rates the first step by its own duration, as ssd_cluster_images_per_second does', (t) => {
+  const { clock, stats, lines, bar } = threeStepProgress();
+  // Both ranks' reports of step 1 arrive together: 8 images over the step's 0.13 s.
+  clock.advance(130);
+  stats.onStep(report(0, 1, 9));
+  stats.onStep(report(1, 1, 9));
+  stats.onCommit({ epoch: 0, position: 8, globalStep: 1 });
+  bar.stop();
+  t.regex(lines[0] ?? '', /^progress epoch 1\/1 step 1\/3 \(33\.3%\) 61\.5 img\/s loss 10\.000 /);
 });
