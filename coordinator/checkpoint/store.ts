@@ -127,7 +127,8 @@ export function createCheckpointStore(options: CheckpointStoreOptions): Checkpoi
         const manifestUrl = `${old.url}/${MANIFEST_FILE}`;
         await storage.delete(manifestUrl, { signal }); // first: from here on it is not valid
         const rest = old.objectUrls.filter((u) => u !== manifestUrl);
-        await Promise.all(rest.map((u) => storage.delete(u, { signal })));
+        // On local disk the emptied ckpt-* folder goes too (its prefix vanishes on S3 by itself).
+        await Promise.all(rest.map((u) => storage.delete(u, { signal, removeEmptyFolder: true })));
         logger.info('checkpoint deleted', {
           url: old.url,
           globalStep: old.globalStep,

@@ -111,7 +111,7 @@ export function createLocalStorage(options: LocalStorageOptions = {}): Storage {
       return found.sort(compareUrls);
     },
 
-    async delete(url, { signal } = {}) {
+    async delete(url, { signal, removeEmptyFolder } = {}) {
       begin(url, signal);
       try {
         await fs.unlink(url);
@@ -119,7 +119,7 @@ export function createLocalStorage(options: LocalStorageOptions = {}): Storage {
         if (errnoCode(err) !== 'ENOENT') throw toStorageError(url, 'delete', err, signal);
         return;
       }
-      await removeIfEmpty(path.dirname(url));
+      if (removeEmptyFolder) await removeIfEmpty(path.dirname(url));
     },
 
     async close() {
@@ -202,10 +202,7 @@ async function* readStreamReusing(
   }
 }
 
-/**
- * A folder exists only while it holds objects, as on S3: deleting a folder's last object removes the
- * folder (not its ancestors), so pruned checkpoints leave no empty ckpt-* folders. Best effort.
- */
+/** DeleteOptions.removeEmptyFolder: pruned checkpoints leave no empty ckpt-* folders. Best effort. */
 async function removeIfEmpty(dir: string): Promise<void> {
   await fs.rmdir(dir).catch(() => {}); // ENOTEMPTY, or a concurrent delete removed it first
 }

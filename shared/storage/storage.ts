@@ -36,6 +36,16 @@ export interface ReadOptions {
   reuseBuffers?: boolean;
 }
 
+export interface DeleteOptions {
+  signal?: AbortSignal;
+  /**
+   * On local disk, also remove the object's folder when this was its last object (never an ancestor), as
+   * a prefix vanishes with its last object on S3. Only for folders the caller made itself (a checkpoint's):
+   * a folder the user made, with its owner and mode, stays unless asked. Best effort.
+   */
+  removeEmptyFolder?: boolean;
+}
+
 export interface WriteOptions {
   signal?: AbortSignal;
   contentType?: string;
@@ -59,7 +69,7 @@ export interface Storage {
    */
   list(prefix: string, options?: { signal?: AbortSignal }): Promise<ObjectInfo[]>;
   /** Deletes one object; deleting a missing one is not an error. */
-  delete(url: string, options?: { signal?: AbortSignal }): Promise<void>;
+  delete(url: string, options?: DeleteOptions): Promise<void>;
   /** Idempotent; releases connections (S3). */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;

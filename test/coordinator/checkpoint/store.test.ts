@@ -1,3 +1,4 @@
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import type { CheckpointMeta } from '../../../coordinator/checkpoint/format.js';
@@ -170,6 +171,13 @@ onBoth(
       );
     }
     assertSameState(t, (await store.load(urls[2]!)).state, makeState({ globalStep: 30 }));
+    if (!dir.startsWith('s3://')) {
+      t.deepEqual(
+        (await fs.readdir(dir)).sort(),
+        ['ckpt-000000000030', 'ckpt-000000000040'],
+        'no empty folders left',
+      );
+    }
   },
 );
 

@@ -237,16 +237,20 @@ test('local write below a regular file is a STORAGE error naming the path', asyn
   t.is(err.message, `${url}: write failed: a parent is a file`);
 });
 
-test('local delete of the last object in a folder removes that folder, as a prefix vanishes on S3', async (t) => {
+test('local delete keeps an emptied folder unless asked; with removeEmptyFolder the last object takes its folder along', async (t) => {
   const dir = await tempDir(t, 'local-storage-');
   const storage = openStorage(t);
+  const mine = path.join(dir, 'model');
+  await storage.write(path.join(mine, '.probe'), Buffer.from('x'));
+  await storage.delete(path.join(mine, '.probe'));
+  t.deepEqual(await fs.readdir(mine), [], 'a folder the user may have made stays, with its owner and mode');
   const ckpt = path.join(dir, 'ckpt', 'ckpt-000000000004');
   await storage.write(path.join(ckpt, 'state.json'), Buffer.from('{}'));
   await storage.write(path.join(ckpt, 'tensors.bin'), Buffer.from([1, 2, 3]));
   await storage.write(path.join(dir, 'ckpt', 'other.txt'), Buffer.from('x'));
-  await storage.delete(path.join(ckpt, 'state.json'));
+  await storage.delete(path.join(ckpt, 'state.json'), { removeEmptyFolder: true });
   t.deepEqual(await fs.readdir(ckpt), ['tensors.bin'], 'a folder that still holds an object stays');
-  await storage.delete(path.join(ckpt, 'tensors.bin'));
+  await storage.delete(path.join(ckpt, 'tensors.bin'), { removeEmptyFolder: true });
   t.deepEqual(
     await fs.readdir(path.join(dir, 'ckpt')),
     ['other.txt'],
