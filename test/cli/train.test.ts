@@ -122,3 +122,25 @@ test('train rejects an unknown --on-bad-record value', async (t) => {
   t.is(run.code, 2);
   t.regex(run.stderr, /--on-bad-record: expected skip or fail, got 'maybe'/);
 });
+
+test.serial('train refuses a --model-dir that is a file before it trains, and keeps the file', async (t) => {
+  const file = path.join(fixture!.dir, 'model-is-a-file');
+  await fs.writeFile(file, 'keep me');
+  const run = await runCli(tinyFlags(file));
+  t.is(run.code, 2, run.stderr);
+  t.is(run.stderr, `ssd-cluster train: --model-dir ${file}: a file is in the way; pass a folder\n`);
+  t.is(await fs.readFile(file, 'utf8'), 'keep me');
+});
+
+test.serial('train refuses a --checkpoint-dir below a file before it trains', async (t) => {
+  const file = path.join(fixture!.dir, 'checkpoints-is-a-file');
+  await fs.writeFile(file, 'keep me');
+  const modelDir = path.join(fixture!.dir, 'model-never-written');
+  const run = await runCli([...tinyFlags(modelDir), '--checkpoint-dir', path.join(file, 'ckpt')]);
+  t.is(run.code, 2, run.stderr);
+  t.regex(
+    run.stderr,
+    /--checkpoint-dir .*checkpoints-is-a-file\/ckpt: a file is in the way \(.*checkpoints-is-a-file\); pass a folder/,
+  );
+  await t.throwsAsync(fs.stat(modelDir));
+});
