@@ -116,7 +116,7 @@ export function createLocalStorage(options: LocalStorageOptions = {}): Storage {
       try {
         await fs.unlink(url);
       } catch (err) {
-        if (errnoCode(err) !== 'ENOENT') throw toStorageError(url, 'delete', err, signal);
+        if (!isMissing(err)) throw toStorageError(url, 'delete', err, signal); // nothing there: done
         return;
       }
       if (removeEmptyFolder) await removeIfEmpty(path.dirname(url));
@@ -325,7 +325,8 @@ function toStorageError(url: string, op: string, err: unknown, signal: AbortSign
   if (signal?.aborted) return signal.reason;
   if (err instanceof StorageError) return err;
   const code = errnoCode(err);
-  if (op === 'write' && code === 'ENOTDIR')
+  // mkdir -p answers EEXIST when the folder's own path is a file, ENOTDIR when a path above it is.
+  if (op === 'write' && (code === 'ENOTDIR' || code === 'EEXIST'))
     return new StorageError(url, 'write failed: a parent is a file', { cause: err });
   if (isMissing(err))
     return new StorageError(url, `${op} failed: no such file`, { cause: err, code: 'NOT_FOUND' });

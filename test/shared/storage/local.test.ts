@@ -227,14 +227,16 @@ test('local write over a folder is a STORAGE error naming the path, leaving no t
   t.deepEqual(await fs.readdir(dir), ['taken']);
 });
 
-test('local write below a regular file is a STORAGE error naming the path', async (t) => {
+test('local write below a regular file, directly or deeper, is a STORAGE error naming the path', async (t) => {
   const dir = await tempDir(t, 'local-storage-');
   const storage = openStorage(t);
   await storage.write(path.join(dir, 'file'), randomBytes(1));
-  const url = path.join(dir, 'file/sub/x.bin');
-  const err = await t.throwsAsync(storage.write(url, randomBytes(1)));
-  t.true(isClusterError(err, 'STORAGE'));
-  t.is(err.message, `${url}: write failed: a parent is a file`);
+  // mkdir -p fails with EEXIST for file/x.bin and with ENOTDIR for file/sub/x.bin
+  for (const url of [path.join(dir, 'file/x.bin'), path.join(dir, 'file/sub/x.bin')]) {
+    const err = await t.throwsAsync(storage.write(url, randomBytes(1)));
+    t.true(isClusterError(err, 'STORAGE'));
+    t.is(err.message, `${url}: write failed: a parent is a file`);
+  }
 });
 
 test('local delete keeps an emptied folder unless asked; with removeEmptyFolder the last object takes its folder along', async (t) => {
@@ -259,4 +261,12 @@ test('local delete keeps an emptied folder unless asked; with removeEmptyFolder 
   await storage.delete(path.join(ckpt, 'tensors.bin')); // deleting a missing object still succeeds
   await storage.write(path.join(ckpt, 'state.json'), Buffer.from('{"again":1}'));
   t.is((await storage.read(path.join(ckpt, 'state.json'))).toString(), '{"again":1}');
+});
+
+test('local delete below a regular file succeeds, as for any missing object', async (t) => {
+  const dir = await tempDir(t, 'local-storage-');
+  const storage = openStorage(t);
+  await storage.write(path.join(dir, 'file'), Buffer.from('keep'));
+  await storage.delete(path.join(dir, 'file/ckpt-000000000003/manifest.json'));
+  t.is((await storage.read(path.join(dir, 'file'))).toString(), 'keep');
 });
