@@ -54,7 +54,13 @@ export function toS3StorageError(
   if (code === 'NoSuchKey' || code === 'NotFound' || s3HttpStatus(err) === 404) {
     return new StorageError(url, `${op} failed: no such object`, { cause: err, code: 'NOT_FOUND' });
   }
-  const hint = code !== undefined ? HINTS[code] : undefined;
+  const hint = (code !== undefined ? HINTS[code] : undefined) ?? statusHint(err);
   const detail = hint ?? `${errorMessage(err)}${code && code !== 'Error' ? ` (${code})` : ''}`;
   return new StorageError(url, `${op} failed: ${detail}`, { cause: err });
+}
+
+/** A HEAD answer (stat) has no body, so the SDK knows only the status: 'UnknownError (Unknown)'. */
+function statusHint(err: unknown): string | undefined {
+  if (s3HttpStatus(err) !== 403) return undefined;
+  return `access denied (HTTP 403 with no error code): a wrong access key or secret, or no permission on this object (${CREDENTIAL_HINT})`;
 }

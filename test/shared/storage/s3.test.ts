@@ -201,6 +201,10 @@ test('s3 explains an unknown access key id with a credentials hint', async (t) =
     err.message,
     /^s3:\/\/test-bucket\/x: read failed: the access key id is not known to the store.*AWS_ACCESS_KEY_ID/,
   );
+  // stat is a HEAD: the 403 has no body, so the SDK knows no error code ('UnknownError (Unknown)')
+  const bare = await t.throwsAsync(storage.stat(`s3://${server.bucket}/x`));
+  t.true(isClusterError(bare, 'STORAGE'));
+  t.regex(bare.message, /^s3:\/\/test-bucket\/x: stat failed: access denied \(HTTP 403.*AWS_ACCESS_KEY_ID/);
 });
 
 test('s3 explains a refused connection by pointing at the endpoint', async (t) => {
