@@ -38,6 +38,23 @@ Options:
 SageMaker metric lines go to stderr; a final JSON line {"workerId", "generations", "wroteModel"} to stdout.
 `;
 
+/**
+ * `--coordinator HOST:PORT` as gRPC dials it: a host name, IPv4 address or [IPv6] address, and a port
+ * in 1-65535. A URL (`http://host:7070`) or a bad port would otherwise only show as Join retries
+ * ('Name resolution failed', 'ERR_SOCKET_BAD_PORT') until --coordinator-timeout.
+ */
+export function parseCoordinatorAddress(value: string | undefined): string {
+  const example = 'like 10.0.0.5:7070 or [::1]:7070';
+  if (!value) throw new UsageError(`--coordinator HOST:PORT is required (${example})`);
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):(\d+)$/.exec(value);
+  if (!match)
+    throw new UsageError(`--coordinator: expected HOST:PORT (${example}, no scheme), got '${value}'`);
+  const port = Number(match[2]);
+  if (port < 1 || port > 65535)
+    throw new UsageError(`--coordinator: port ${match[2]} is not in 1-65535, got '${value}'`);
+  return value;
+}
+
 export const command: CliCommand = {
   name: 'worker',
   summary: 'run one worker',
@@ -56,14 +73,12 @@ export const command: CliCommand = {
       timeline: { type: 'string' },
       'decode-cache-mb': { type: 'string' },
     });
-    if (!values.coordinator || !/^[^\s]+:\d+$/.test(values.coordinator)) {
-      throw new UsageError(`--coordinator HOST:PORT is required (got '${values.coordinator ?? ''}')`);
-    }
+    const coordinator = parseCoordinatorAddress(values.coordinator);
     const decodeCacheBytes = parseDecodeCacheFlag(values['decode-cache-mb']);
     const timeoutS = numberFlag('coordinator-timeout', values['coordinator-timeout']) ?? 60;
     if (timeoutS <= 0) throw new UsageError('--coordinator-timeout: must be > 0 seconds');
     const result = await runWorker({
-      coordinator: values.coordinator,
+      coordinator,
       backend: parseBackendName(values.backend ?? 'auto'),
       threads: parseThreadsFlag(values.threads),
       advertise: values.advertise,

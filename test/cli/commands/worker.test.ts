@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import test from 'ava';
+import { parseCoordinatorAddress } from '../../../cli/commands/worker.js';
 import { parseDecodeCacheFlag } from '../../../cli/decode-cache-flag.js';
 import { main } from '../../../cli/main.js';
 import { isClusterError } from '../../../shared/errors.js';
@@ -60,4 +61,31 @@ test('worker --help and local --help describe --decode-cache-mb with its default
   const worker = await run(['worker', '--help']);
   t.regex(worker.stdout, new RegExp(`--decode-cache-mb MB .*\\(default ${DEFAULT_DECODE_CACHE_MB};`));
   t.regex((await run(['local', '--help'])).stdout, /--decode-cache-mb MB/);
+});
+
+test('worker names a malformed --coordinator (a URL, no port, a bad port) with exit code 2 instead of retrying', async (t) => {
+  const cases: [string, RegExp][] = [
+    [
+      'http://127.0.0.1:7070',
+      /--coordinator: expected HOST:PORT \(.*no scheme\), got 'http:\/\/127\.0\.0\.1:7070'/,
+    ],
+    ['127.0.0.1', /--coordinator: expected HOST:PORT .*got '127\.0\.0\.1'/],
+    ['127.0.0.1:99999', /--coordinator: port 99999 is not in 1-65535/],
+    ['127.0.0.1:0', /--coordinator: port 0 is not in 1-65535/],
+    ['::1:7070', /--coordinator: expected HOST:PORT/],
+  ];
+  for (const [value, message] of cases) {
+    const result = await run(['worker', '--coordinator', value, '--coordinator-timeout', '1']);
+    t.is(result.code, 2, `${value}: ${result.stderr}`);
+    t.regex(result.stderr, message, value);
+  }
+  const missing = await run(['worker']);
+  t.is(missing.code, 2);
+  t.regex(missing.stderr, /--coordinator HOST:PORT is required/);
+});
+
+test('parseCoordinatorAddress accepts host names, IPv4 and bracketed IPv6 with a port', (t) => {
+  for (const value of ['localhost:7070', '10.0.0.5:1', 'coord-0.cluster.local:65535', '[::1]:7070']) {
+    t.is(parseCoordinatorAddress(value), value);
+  }
 });
