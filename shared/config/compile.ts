@@ -141,6 +141,9 @@ export function checkNumTrainingSamples(
   actual: number,
 ): string | undefined {
   if (hp.num_training_samples === actual) return undefined;
+  // 0 is no valid setting: an empty (or wholly corrupt) channel needs other data, not another number.
+  if (actual === 0)
+    return 'num_training_samples: the train data has no usable records (empty, or every record was skipped as corrupt)';
   return (
     `num_training_samples: is ${hp.num_training_samples} but the train data has ${actual} records; ` +
     `set num_training_samples to ${actual}`
