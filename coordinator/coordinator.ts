@@ -24,6 +24,7 @@ import {
   type StepReportMsg,
   unpackRows,
 } from './protocol.js';
+import { type PortProbe, RingFailureChecks } from './ring-failure.js';
 import type { EarlyStoppingState } from './schedule/early-stopping.js';
 import { inspectStall } from './stall.js';
 import { type CoordinatorStats, createCoordinatorStats } from './stats.js';
@@ -43,6 +44,8 @@ export interface CoordinatorOptions {
   stallTimeoutMs?: number;
   logger?: Logger;
   clock?: Clock;
+  /** How a reported ring failure probes members' peer ports (default a TCP connect: ring-failure.ts). */
+  probePeerPort?: (address: string, signal: AbortSignal) => Promise<PortProbe>;
 }
 
 export interface TrainingSummary {
@@ -80,11 +83,15 @@ export class Coordinator {
   private closed = false;
   private lastProgressMs: number;
   private stallReported = false;
+  private readonly ringChecks: RingFailureChecks;
+  /** Aborts the probes in flight at close(). */
+  private readonly probing = new AbortController();
 
   constructor(options: CoordinatorOptions) {
     this.opts = options;
     this.log = options.logger ?? noopLogger;
     this.clock = options.clock ?? systemClock;
+    this.ringChecks = new RingFailureChecks(this.log, options.probePeerPort);
     // Generations start at the wall clock in ms: above anything a previous coordinator of this job issued.
     this.members = ms.createMembership(options.membership, Math.floor(this.clock.now()));
     this.job = job.createJob(
@@ -145,13 +152,7 @@ export class Coordinator {
     ) {
       throw new ClusterError('CONFIG', `join refused: the job is ${this.members.phase}`);
     }
-    this.log.info('worker joined', {
-      workerId,
-      peerAddress,
-      backend: req.backend,
-      host: req.hostname,
-      layoutHash: req.layoutHash,
-    });
+    this.log.info('worker joined', { workerId, peerAddress, backend: req.backend, host: req.hostname });
     return {
       workerId,
       job: this.opts.spec,
@@ -173,6 +174,7 @@ export class Coordinator {
   /** Long-polls until `workerId` is in a ring newer than it knows and every member has asked. */
   async getAssignment(req: AssignmentRequestMsg, signal: AbortSignal): Promise<AssignmentMsg> {
     this.checkKnown(req.workerId, 'GetAssignment');
+    if (req.ringFailure) this.onRingFailure(req.workerId, req.knownGeneration, req.ringFailure);
     for (;;) {
       if (this.job.phase === 'finished' || this.closed) return finishedAssignment(this.members.generation);
       const rank = ms.rankOf(this.members, req.workerId);
@@ -234,9 +236,23 @@ export class Coordinator {
     this.applyMembership(ms.onLeave(this.members, req.workerId, this.clock.monotonic()));
   }
 
-  /** A worker (or a peer of it) reports a failure: drop it now rather than wait for the heartbeat timeout. */
-  reportFailure(workerId: string, reason: string): void {
-    this.applyMembership(ms.onFailure(this.members, workerId, reason, this.clock.monotonic()));
+  /**
+   * A member says the ring of `generation` failed: if it is still the current one, members whose peer port
+   * refuses connections are dropped now rather than at their heartbeat timeout (ring-failure.ts).
+   */
+  private onRingFailure(reporter: string, generation: number, reason: string): void {
+    if (generation !== this.members.generation) return;
+    void this.ringChecks.check({
+      generation,
+      members: this.members.members,
+      reporter,
+      reason,
+      signal: this.probing.signal,
+      gone: (workerId, why) => {
+        if (this.closed || this.members.generation !== generation) return;
+        this.applyMembership(ms.onFailure(this.members, workerId, why, this.clock.monotonic()));
+      },
+    });
   }
 
   /** Resolves once every member has left (workers leave when they see the job finished). */
@@ -249,6 +265,7 @@ export class Coordinator {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.probing.abort();
     this.notify();
   }
 
@@ -322,7 +339,7 @@ export class Coordinator {
   private applyMembership(t: ms.Transition): void {
     this.members = t.state;
     for (const e of t.events) {
-      this.log.info(`membership ${e.type}`, { ...e, type: undefined });
+      logMembershipEvent(this.log, e);
       if (e.type === 'ring-formed') {
         this.progressed();
         this.job = job.onNewGeneration(this.job, e.generation, e.ring);
@@ -404,4 +421,24 @@ function hostOf(peer: string): string {
   const stripped = peer.replace(/^ipv[46]:/, '');
   const i = stripped.lastIndexOf(':');
   return i < 0 ? stripped : stripped.slice(0, i);
+}
+
+/**
+ * Membership events in the log: a lost or refused worker and a ring that cannot form are warnings, and
+ * a stall says what would let the job go on (it waits for workers; it never gives up by itself).
+ */
+export function logMembershipEvent(log: Logger, e: ms.MembershipEvent): void {
+  const fields = { ...e, type: undefined };
+  if (e.type === 'stalled') {
+    log.warn(
+      `membership stalled: ${e.alive} worker(s) alive, --min-workers is ${e.minWorkers}; ` +
+        'waiting for workers to join: start more, or restart the coordinator with --resume and a lower ' +
+        '--min-workers (with --checkpoint-dir)',
+      fields,
+    );
+  } else if (e.type === 'lost' || e.type === 'rejected') {
+    log.warn(`membership ${e.type}`, fields);
+  } else {
+    log.info(`membership ${e.type}`, fields);
+  }
 }

@@ -82,6 +82,8 @@ export interface AssignmentRequestMsg {
   workerId: string;
   knownGeneration: number;
   completed: ProgressMsg | null;
+  /** Why the ring of knownGeneration failed at this worker (PEER_LOST); '' or absent when it did not. */
+  ringFailure?: string;
 }
 
 export interface AssignmentMsg {

@@ -77,15 +77,18 @@ export class CoordinatorClient {
     );
   }
 
+  /** `ringFailure`: why this worker's ring of knownGeneration failed, if it did (coordinator/ring-failure.ts). */
   getAssignment(
     workerId: string,
     knownGeneration: number,
     completed: ProgressMsg | null,
     signal: AbortSignal,
+    ringFailure = '',
   ) {
+    const req = { workerId, knownGeneration, completed, ringFailure };
     return this.retrying(
       'GetAssignment',
-      (s) => unaryCall(this.client, M.getAssignment, { workerId, knownGeneration, completed }, { signal: s }),
+      (s) => unaryCall(this.client, M.getAssignment, req, { signal: s }),
       signal,
     );
   }

@@ -310,11 +310,14 @@ async function trainGenerations(
   let hasState = false;
   let wroteModel = false;
   const snapshots = new RollbackSnapshots();
+  /** Why the ring of generation `known` broke here, for the coordinator (coordinator/ring-failure.ts). */
+  let ringFailure = '';
   for (;;) {
     const completed: ProgressMsg | null = hasState ? progressOf(job.trainer) : null;
     let a: AssignmentMsg;
     try {
-      a = await session.client.getAssignment(workerId, known, completed, o.signal);
+      a = await session.client.getAssignment(workerId, known, completed, o.signal, ringFailure);
+      ringFailure = '';
     } catch (err) {
       if (!isClusterError(err, 'NOT_FOUND')) throw err;
       log.warn('the coordinator does not know this worker; joining again', { error: errorMessage(err) });
@@ -384,6 +387,8 @@ async function trainGenerations(
       }
     } catch (err) {
       if (o.signal.aborted || !isGenerationEnd(err, gen.signal)) throw err;
+      // A stream to a neighbour broke while the generation was still on: a peer may have died.
+      if (isClusterError(err, 'PEER_LOST') && !gen.signal.aborted) ringFailure = errorMessage(err);
       hasState = hasState || job.trainer.progress.globalStep > 0;
       log.warn('generation ended', { generation: a.generation, reason: errorMessage(err) });
     } finally {

@@ -1,40 +1,15 @@
 import test from 'ava';
-import { Coordinator, withHost } from '../../coordinator/coordinator.js';
-import type { JobSpecMsg } from '../../coordinator/protocol.js';
+import { Coordinator, logMembershipEvent, withHost } from '../../coordinator/coordinator.js';
 import { packRows } from '../../coordinator/protocol.js';
 import { startCoordinatorServer } from '../../coordinator/service.js';
-import { compileHyperparameters } from '../../shared/config/compile.js';
 import { isClusterError } from '../../shared/errors.js';
+import { createMemoryLogger } from '../../shared/logging.js';
 import { SSD_CLUSTER_VERSION } from '../../shared/version.js';
 import { CoordinatorClient } from '../../worker/coordinator-client.js';
+import { testHyperparameters, testJobSpec } from './fixtures.js';
 
-const hp = compileHyperparameters({
-  num_classes: 2,
-  num_training_samples: 64,
-  base_network: 'tiny',
-  image_shape: 64,
-  epochs: 2,
-  mini_batch_size: 4,
-});
-
-const spec: JobSpecMsg = {
-  hyperparameters: {},
-  trainUrl: 'train.rec',
-  validationUrl: 'validation.rec',
-  trainAnnotationUrl: '',
-  validationAnnotationUrl: '',
-  modelDir: '/tmp/model',
-  seed: 1,
-  pretrainedBase: '',
-  s3Endpoint: '',
-  onBadRecord: 'skip',
-  gradientCompression: 'none',
-  modelArchive: false,
-  checkpointDir: '',
-  checkpointFrequency: 0,
-  keepCheckpoints: 3,
-  resumeFrom: '',
-};
+const hp = testHyperparameters;
+const spec = testJobSpec;
 
 async function startCluster(t: import('ava').ExecutionContext, workers: number) {
   const coordinator = new Coordinator({
@@ -192,4 +167,24 @@ test('withHost fills an empty or wildcard host from the address the coordinator 
   t.is(withHost(':7000', 'ipv4:10.1.2.3:5555'), '10.1.2.3:7000');
   t.is(withHost('0.0.0.0:7000', '127.0.0.1:5555'), '127.0.0.1:7000');
   t.is(withHost('peer-host:7000', '127.0.0.1:5555'), 'peer-host:7000');
+});
+
+test('a lost worker and a stalled ring are warnings, and the stall says what lets the job go on', (t) => {
+  const log = createMemoryLogger();
+  logMembershipEvent(log, { type: 'joined', workerId: 'w-1' });
+  logMembershipEvent(log, { type: 'lost', workerId: 'w-2', reason: 'no heartbeat for 3000 ms' });
+  logMembershipEvent(log, { type: 'stalled', generation: 3, alive: 1, minWorkers: 2 });
+  t.deepEqual(
+    log.entries.map((e) => [e.level, e.msg]),
+    [
+      ['info', 'membership joined'],
+      ['warn', 'membership lost'],
+      [
+        'warn',
+        'membership stalled: 1 worker(s) alive, --min-workers is 2; waiting for workers to join: start more, ' +
+          'or restart the coordinator with --resume and a lower --min-workers (with --checkpoint-dir)',
+      ],
+    ],
+  );
+  t.like(log.entries[1]!.fields, { workerId: 'w-2', reason: 'no heartbeat for 3000 ms' });
 });

@@ -1,0 +1,118 @@
+import net from 'node:net';
+import test from 'ava';
+import { Coordinator } from '../../coordinator/coordinator.js';
+import { type PortProbe, probePeerPort, RingFailureChecks } from '../../coordinator/ring-failure.js';
+import { startCoordinatorServer } from '../../coordinator/service.js';
+import { createMemoryLogger, noopLogger } from '../../shared/logging.js';
+import { SSD_CLUSTER_VERSION } from '../../shared/version.js';
+import { CoordinatorClient } from '../../worker/coordinator-client.js';
+import { within } from '../helpers/deadline-checks.js';
+import { testHyperparameters, testJobSpec } from './fixtures.js';
+
+async function listening(t: import('ava').ExecutionContext): Promise<number> {
+  const server = net.createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** A port that was just free: nothing listens on it. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+test('probePeerPort: open for a listening port, refused for a closed one, unknown without a port or once aborted', async (t) => {
+  const signal = AbortSignal.timeout(10_000);
+  t.is(await probePeerPort(`127.0.0.1:${await listening(t)}`, signal), 'open');
+  t.is(await probePeerPort(`127.0.0.1:${await closedPort()}`, signal), 'refused');
+  t.is(await probePeerPort('127.0.0.1', signal), 'unknown');
+  t.is(await probePeerPort(`127.0.0.1:${await listening(t)}`, AbortSignal.abort()), 'unknown');
+});
+
+test('a reported ring failure drops only members whose port refused, never the reporter, once per generation', async (t) => {
+  const probed: string[] = [];
+  const answers: Record<string, PortProbe> = { 'a:1': 'open', 'b:1': 'refused', 'c:1': 'unknown' };
+  const checks = new RingFailureChecks(noopLogger, async (address) => {
+    probed.push(address);
+    return answers[address]!;
+  });
+  const gone: string[] = [];
+  const report = {
+    generation: 7,
+    members: ['a', 'b', 'c', 'd'].map((id) => ({ workerId: id, peerAddress: `${id}:1` })),
+    reporter: 'd',
+    reason: 'ring receiver closed its stream',
+    signal: AbortSignal.timeout(10_000),
+    gone: (workerId: string, why: string) => gone.push(`${workerId}: ${why}`),
+  };
+  await checks.check(report);
+  await checks.check(report);
+  t.deepEqual(probed, ['a:1', 'b:1', 'c:1']);
+  t.deepEqual(gone, [
+    'b: its peer port b:1 refused a connection after d reported: ring receiver closed its stream',
+  ]);
+});
+
+test('a worker that reports its ring failed gets a new ring without the dead member long before the heartbeat timeout', async (t) => {
+  const logger = createMemoryLogger();
+  const coordinator = new Coordinator({
+    spec: { ...testJobSpec, validationUrl: '' },
+    hp: testHyperparameters,
+    // A heartbeat timeout far beyond the test's deadline: only the report can drop the dead member.
+    membership: {
+      minWorkers: 1,
+      maxWorkers: 2,
+      targetWorkers: 2,
+      heartbeatTimeoutMs: 600_000,
+      formGraceMs: 1000,
+    },
+    clusterToken: '',
+    heartbeatIntervalMs: 500,
+    logger,
+  });
+  const server = await startCoordinatorServer(coordinator, '127.0.0.1:0');
+  t.teardown(async () => {
+    await coordinator.close();
+    await server.close();
+  });
+  const client = new CoordinatorClient({ address: `127.0.0.1:${server.port}`, coordinatorTimeoutMs: 5000 });
+  t.teardown(() => client.close());
+  const signal = AbortSignal.timeout(20_000);
+  const join = (port: number) =>
+    client.join(
+      {
+        clusterToken: '',
+        workerId: '',
+        peerAddress: `:${port}`,
+        metricsAddress: '',
+        layoutHash: '',
+        backend: 'cpu',
+        hostname: 'test',
+        version: SSD_CLUSTER_VERSION,
+      },
+      signal,
+    );
+  const alive = await join(await listening(t));
+  const dead = await join(await closedPort());
+  const [first] = await Promise.all([
+    client.getAssignment(alive.workerId, 0, null, signal),
+    client.getAssignment(dead.workerId, 0, null, signal),
+  ]);
+  t.is(first.worldSize, 2);
+  const next = await within(
+    client.getAssignment(alive.workerId, first.generation, null, signal, 'ring receiver closed its stream'),
+    10_000,
+  );
+  t.true(next.generation > first.generation);
+  t.is(next.worldSize, 1);
+  const lost = logger.entries.find((e) => e.msg === 'membership lost');
+  t.is(lost?.fields.workerId, dead.workerId);
+  t.regex(
+    String(lost?.fields.reason),
+    /refused a connection after .* reported: ring receiver closed its stream/,
+  );
+});
