@@ -4,6 +4,7 @@ import { runCoordinator } from '../../coordinator/main.js';
 import { describeHyperparameters } from '../../shared/config/hyperparameters.js';
 import { createStorage } from '../../shared/storage/open-storage.js';
 import type { Storage } from '../../shared/storage/storage.js';
+import { checkOutputDirs } from '../../shared/storage/writable-dir.js';
 import { defaultCacheRoot, ensureSynthDataset, synthCacheDir } from '../../shared/synth/cache.js';
 import { SYNTH_DEFAULTS } from '../../shared/synth/synth-image.js';
 import { mergeTraceFiles } from '../../shared/timeline.js';
@@ -83,6 +84,10 @@ export const command: CliCommand = {
     const runDir = values['run-dir'] ?? path.join(defaultCacheRoot(ctx.env), 'run');
     const storage = createStorage({ s3Endpoint: values['s3-endpoint'], env: ctx.env });
     try {
+      values['model-dir'] ??= path.join(runDir, 'model');
+      // Everything runs on this host, so its outputs can be checked here before any work starts.
+      const dirs = { modelDir: values['model-dir'], checkpointDir: values['checkpoint-dir'] };
+      await checkOutputDirs(storage, dirs, ctx.signal);
       let defaults: Record<string, unknown> = {};
       if (values.train === undefined) {
         const d = await embeddedDefault(storage, ctx);
@@ -90,7 +95,6 @@ export const command: CliCommand = {
         values.validation ??= d.validation;
         defaults = d.defaults;
       }
-      values['model-dir'] ??= path.join(runDir, 'model');
       const settings = await compileClusterSettings(values, defaults);
       settings.spec.s3Endpoint = values['s3-endpoint'] ?? '';
       const logDir = path.join(runDir, 'logs');

@@ -25,6 +25,16 @@ export async function checkWritableDir(
   if (problem !== null) throw new UsageError(`${flag} ${dir}: ${problem.reason}`, { cause: problem.cause });
 }
 
+/** A run's outputs, `--model-dir` and (when given) `--checkpoint-dir`, checked before it starts. */
+export async function checkOutputDirs(
+  storage: Storage,
+  dirs: { modelDir: string; checkpointDir?: string },
+  signal?: AbortSignal,
+): Promise<void> {
+  await checkWritableDir(storage, dirs.modelDir, '--model-dir', signal);
+  if (dirs.checkpointDir) await checkWritableDir(storage, dirs.checkpointDir, '--checkpoint-dir', signal);
+}
+
 interface Problem {
   reason: string;
   cause?: unknown;

@@ -14,7 +14,7 @@ import { ConfigError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
 import { createProgress } from '../../shared/progress.js';
 import type { Storage } from '../../shared/storage/storage.js';
-import { checkWritableDir } from '../../shared/storage/writable-dir.js';
+import { checkOutputDirs } from '../../shared/storage/writable-dir.js';
 import { type BackendName, initBackend } from '../backend/backend.js';
 import type { Dataset, OnBadRecord } from '../data/dataset.js';
 import { openDataset } from '../data/open-dataset.js';
@@ -117,7 +117,7 @@ export async function runTraining(o: TrainingRunOptions): Promise<TrainingRunRes
     const validation = o.validation ? await openChannel(o, o.validation, o.validationAnnotation) : undefined;
     if (validation) closers.push(() => validation.close());
     const classes = await readDatasetClasses(o.train, o.hp.num_classes, o.storage, o.signal);
-    await checkOutputDirs(o);
+    await checkOutputDirs(o.storage, o, o.signal); // before the training they would keep
     const model = await createModel(o);
     closers.push(() => model.dispose());
     const progress = o.progressStream && trainingProgress(o.progressStream, o.hp, train.size);
@@ -155,13 +155,6 @@ export async function runTraining(o: TrainingRunOptions): Promise<TrainingRunRes
   } finally {
     for (const close of closers.reverse()) await close();
   }
-}
-
-/** Outputs that cannot be written fail now, before the training they would keep. */
-async function checkOutputDirs(o: TrainingRunOptions): Promise<void> {
-  await checkWritableDir(o.storage, o.modelDir, '--model-dir', o.signal);
-  if (o.checkpointDir !== undefined)
-    await checkWritableDir(o.storage, o.checkpointDir, '--checkpoint-dir', o.signal);
 }
 
 /** A progress bar over the whole run: steps of one process are floor(samples / batch) per epoch. */
