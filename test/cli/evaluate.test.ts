@@ -1,0 +1,234 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import test from 'ava';
+import { createMemoryLogger } from '../../shared/logging.js';
+import { parseIndexFile } from '../../shared/recordio/index-file.js';
+import { createLocalStorage } from '../../shared/storage/local.js';
+import { openDataset } from '../../worker/data/open-dataset.js';
+import { type CliRun, runCli } from '../helpers/run-cli.js';
+import { synthFixture, tinySsdFlags } from '../helpers/synth-fixture.js';
+
+/**
+ * `ssd-cluster evaluate` through cli/main.ts on a tiny model trained here, in this process: one tfjs
+ * engine, so every test that runs the network is serial.
+ */
+const data = synthFixture(test, { train: 24, validation: 12 });
+
+interface Trained {
+  validationMap: number;
+  modelDir: string;
+}
+let trained: Trained | undefined;
+
+test.serial.before('train a tiny model with a validation channel', async () => {
+  const modelDir = data.path('model');
+  const run = await runCli([
+    ...['train', ...tinySsdFlags(data), '--mini-batch-size', '8', '--epochs', '2'],
+    ...['--learning-rate', '0.01', '--train', data.train, '--validation', data.validation],
+    ...['--model-dir', modelDir, '--model-archive', '--backend', 'wasm', '--seed', '5'],
+  ]);
+  if (run.code !== 0) throw new Error(`train failed (${run.code}): ${run.stderr}`);
+  const summary = JSON.parse(run.stdout.trim());
+  trained = { validationMap: summary.validationMap, modelDir };
+});
+
+const evaluate = (args: string[], logger = createMemoryLogger()) =>
+  runCli(['evaluate', '--backend', 'wasm', ...args], { logger });
+
+const onlyLine = (run: CliRun) => {
+  const lines = run.stdout.trim().split('\n');
+  if (lines.length !== 1) throw new Error(`expected one line on stdout, got: ${run.stdout}`);
+  return JSON.parse(lines[0]!);
+};
+
+/** The validation set copied beside the fixture, with `edit` applied to the copy. */
+async function copyOfValidation(name: string, edit: (dir: string) => Promise<void> = async () => {}) {
+  const dir = data.path(name);
+  await fs.mkdir(dir);
+  for (const file of ['validation.rec', 'validation.idx', 'classes.json'])
+    await fs.copyFile(data.data(file), path.join(dir, file));
+  await edit(dir);
+  return path.join(dir, 'validation.rec');
+}
+
+test.serial(
+  'evaluate on the validation .rec prints exactly the validationMap train ended with',
+  async (t) => {
+    const run = await evaluate(['--model', trained!.modelDir, '--data', data.validation]);
+    t.is(run.code, 0, run.stderr);
+    const line = onlyLine(run);
+    t.deepEqual(Object.keys(line), [
+      'mAP',
+      'ap',
+      'images',
+      'skipped',
+      'seconds',
+      'imagesPerSecond',
+      'metric',
+      'iou',
+    ]);
+    t.true(trained!.validationMap > 0, 'the test needs a model that finds something');
+    t.is(line.mAP, trained!.validationMap);
+    t.like(line, { images: 12, skipped: 0, metric: 'voc07', iou: 0.5 });
+    const classes = JSON.parse(await fs.readFile(data.data('classes.json'), 'utf8')) as string[];
+    const apKeys = Object.keys(line.ap);
+    t.true(apKeys.length > 0 && apKeys.every((k) => classes.includes(k)), apKeys.join(', '));
+    const values = Object.values(line.ap) as number[];
+    t.is(line.mAP, values.reduce((s, v) => s + v, 0) / values.length);
+  },
+);
+
+test.serial('evaluate of the model archive in other batch sizes gives the same mAP', async (t) => {
+  const archive = path.join(trained!.modelDir, 'model.tar.gz');
+  const run = await evaluate(['--model', archive, '--data', data.validation, '--batch-size', '5']);
+  t.is(run.code, 0, run.stderr);
+  t.is(onlyLine(run).mAP, trained!.validationMap);
+});
+
+test.serial('map on the files of --ground-truth-out and --detections-out prints the same mAP', async (t) => {
+  const files = { gt: data.path('out', 'gt.json'), det: data.path('out', 'det.json') };
+  const run = await evaluate([
+    ...['--model', trained!.modelDir, '--data', data.validation, '--metric', 'area', '--iou', '0.3'],
+    ...['--ground-truth-out', files.gt, '--detections-out', files.det],
+  ]);
+  t.is(run.code, 0, run.stderr);
+  const evaluated = onlyLine(run);
+  t.like(evaluated, { metric: 'area', iou: 0.3 });
+  const truth = JSON.parse(await fs.readFile(files.gt, 'utf8'));
+  t.is(truth[0].image, `${data.validation}#00`);
+  t.true(
+    truth.some((g: { box: number[] }) => g.box.some((v) => v > 1)),
+    'boxes are in pixels',
+  );
+  const mapped = await runCli([
+    ...['map', '--ground-truth', files.gt, '--detections', files.det, '--metric', 'area', '--iou', '0.3'],
+  ]);
+  t.is(mapped.code, 0, mapped.stderr);
+  const result = onlyLine(mapped);
+  t.is(result.mAP, evaluated.mAP);
+  t.deepEqual(Object.values(result.ap), Object.values(evaluated.ap));
+});
+
+/** The validation set as a folder of JPEGs with SageMaker JSON annotations in a separate folder. */
+async function validationAsFolder(): Promise<{ images: string; annotations: string }> {
+  const storage = createLocalStorage();
+  const dataset = await openDataset(data.validation, { storage });
+  const folders = { images: data.path('folder', 'images'), annotations: data.path('folder', 'annotations') };
+  try {
+    for (const dir of Object.values(folders)) await fs.mkdir(dir, { recursive: true });
+    const size = data.options.imageSize;
+    for (let i = 0; i < dataset.size; i++) {
+      const { image, gt } = await dataset.read(i);
+      const file = `img-${String(i).padStart(2, '0')}.jpg`;
+      await fs.writeFile(path.join(folders.images, file), image);
+      const annotations = Array.from(gt.classes, (c, k) => {
+        const [x1, y1, x2, y2] = Array.from(gt.boxes.subarray(4 * k, 4 * k + 4), (v) => v * size);
+        return { class_id: c, left: x1!, top: y1!, width: x2! - x1!, height: y2! - y1! };
+      });
+      const json = { file, image_size: [{ width: size, height: size, depth: 3 }], annotations };
+      await fs.writeFile(path.join(folders.annotations, file.replace('.jpg', '.json')), JSON.stringify(json));
+    }
+  } finally {
+    await dataset.close();
+    await storage.close();
+  }
+  return folders;
+}
+
+test.serial('evaluate takes a folder of images with --annotation and names its images by file', async (t) => {
+  const folder = await validationAsFolder();
+  const files = { gt: data.path('folder-gt.json'), det: data.path('folder-det.json') };
+  const run = await evaluate([
+    ...['--model', trained!.modelDir, '--data', folder.images, '--annotation', folder.annotations],
+    ...['--ground-truth-out', files.gt, '--detections-out', files.det],
+  ]);
+  t.is(run.code, 0, run.stderr);
+  const evaluated = onlyLine(run);
+  t.like(evaluated, { images: 12, skipped: 0 });
+  const truth = JSON.parse(await fs.readFile(files.gt, 'utf8'));
+  t.is(truth[0].image, 'img-00.jpg');
+  const mapped = await runCli(['map', '--ground-truth', files.gt, '--detections', files.det]);
+  t.is(onlyLine(mapped).mAP, evaluated.mAP);
+});
+
+test.serial(
+  'evaluate skips a corrupt record, names it and counts it; --on-bad-record fail stops',
+  async (t) => {
+    const index = parseIndexFile(await fs.readFile(data.data('validation.idx'), 'utf8'), 'validation.idx');
+    const victim = index[5]!.offset;
+    const rec = await copyOfValidation('corrupt', async (dir) => {
+      const file = await fs.open(path.join(dir, 'validation.rec'), 'r+');
+      await file.write(Buffer.from([0xde, 0xad, 0xbe, 0xef]), 0, 4, victim); // the record's magic
+      await file.close();
+    });
+    const logger = createMemoryLogger();
+    const run = await evaluate(['--model', trained!.modelDir, '--data', rec], logger);
+    t.is(run.code, 0, run.stderr);
+    t.like(onlyLine(run), { images: 11, skipped: 1 });
+    const warnings = logger.entries.filter((e) => e.level === 'warn');
+    t.is(warnings.length, 1);
+    t.is(warnings[0]!.fields.source, `${rec}@${victim}`);
+
+    const failed = await evaluate(['--model', trained!.modelDir, '--data', rec, '--on-bad-record', 'fail']);
+    t.is(failed.code, 1);
+    t.is(failed.stdout, '');
+    t.true(failed.stderr.includes(`${rec} at byte ${victim}`), failed.stderr);
+  },
+);
+
+test.serial('evaluate of a missing model fails naming --model and what it looked for', async (t) => {
+  const missing = data.path('no-such-model');
+  const run = await evaluate(['--model', missing, '--data', data.validation]);
+  t.is(run.code, 1);
+  t.true(run.stderr.startsWith(`ssd-cluster evaluate: --model ${missing}: no model.json or model.tar.gz`));
+});
+
+test.serial('evaluate refuses data whose classes.json names another number of classes', async (t) => {
+  const rec = await copyOfValidation('three-classes', (dir) =>
+    fs.writeFile(path.join(dir, 'classes.json'), JSON.stringify(['a', 'b', 'c'])),
+  );
+  const run = await evaluate(['--model', trained!.modelDir, '--data', rec]);
+  t.is(run.code, 2);
+  t.regex(run.stderr, /--data .*validation\.rec does not fit --model .* \(num_classes 5\)/);
+  t.regex(run.stderr, /classes\.json: names 3 classes/);
+});
+
+const badFlags: [string[], RegExp][] = [
+  [['--data', 'v.rec'], /--model is required/],
+  [['--model', 'm'], /--data is required/],
+  [
+    ['--model', 'm', '--data', 'v.rec', '--metric', 'coco'],
+    /--metric: expected one of voc07, area, got 'coco'/,
+  ],
+  [['--model', 'm', '--data', 'v.rec', '--iou', '0'], /--iou: expected a number in \(0, 1\], got '0'/],
+  [['--model', 'm', '--data', 'v.rec', '--batch-size', '0'], /--batch-size: expected an integer >= 1/],
+  [
+    ['--model', 'm', '--data', 'v.rec', '--on-bad-record', 'ignore'],
+    /--on-bad-record: expected skip or fail/,
+  ],
+  [['--model', 'm', '--data', 'v.rec', '--annotation', 'ann'], /--annotation: only for a folder of images/],
+  [['--model', 'm', '--data', 'v.rec', '--threshold', '0.5'], /Unknown option '--threshold'/],
+];
+for (const [args, message] of badFlags) {
+  test(`evaluate ${args.slice(-2).join(' ')} is a usage error naming the flag`, async (t) => {
+    const run = await evaluate(args);
+    t.is(run.code, 2);
+    t.regex(run.stderr, message);
+    t.is(run.stdout, '');
+  });
+}
+
+test('evaluate --help lists every flag', async (t) => {
+  const run = await runCli(['evaluate', '--help']);
+  t.is(run.code, 0);
+  for (const flag of ['--model', '--data', '--annotation', '--metric', '--iou', '--batch-size', '--backend'])
+    t.true(run.stdout.includes(flag), flag);
+  for (const flag of [
+    '--threads',
+    '--on-bad-record',
+    '--ground-truth-out',
+    '--detections-out',
+    '--s3-endpoint',
+  ])
+    t.true(run.stdout.includes(flag), flag);
+});
