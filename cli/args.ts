@@ -1,4 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { closestName } from '../shared/config/closest-name.js';
 import { UsageError } from '../shared/errors.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
@@ -28,10 +29,19 @@ export function parseCommandArgs<const O extends OptionSpec>(
       strict: true,
     });
   } catch (err) {
-    throw new UsageError(`${command}: ${(err as Error).message} (see ssd-cluster ${command} --help)`, {
+    const hint = didYouMean(err, Object.keys({ ...commonOptions, ...options }));
+    throw new UsageError(`${command}: ${(err as Error).message}${hint} (see ssd-cluster ${command} --help)`, {
       cause: err,
     });
   }
+}
+
+/** ' (did you mean --mini-batch-size?)' for a misspelt flag, else ''. */
+function didYouMean(err: unknown, flags: readonly string[]): string {
+  if ((err as { code?: unknown }).code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return '';
+  const given = /'--([^'=]+)/.exec((err as Error).message)?.[1];
+  const near = given === undefined ? undefined : closestName(given, flags);
+  return near === undefined ? '' : ` (did you mean --${near}?)`;
 }
 
 /** Parses an integer flag value, naming the flag when it is not one. */

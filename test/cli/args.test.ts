@@ -1,5 +1,5 @@
 import test from 'ava';
-import { intFlag, numberFlag } from '../../cli/args.js';
+import { intFlag, numberFlag, parseCommandArgs } from '../../cli/args.js';
 import { UsageError } from '../../shared/errors.js';
 
 test('intFlag parses an integer in range and leaves an absent flag undefined', (t) => {
@@ -17,4 +17,25 @@ test('intFlag names the flag for an empty, blank, fractional or out-of-range val
 test('numberFlag refuses an empty value and accepts a fraction', (t) => {
   t.is(numberFlag('learning-rate', '0.5'), 0.5);
   t.throws(() => numberFlag('learning-rate', ''), { instanceOf: UsageError, message: /--learning-rate/ });
+});
+
+test('parseCommandArgs suggests the nearest flag for a misspelt one, and nothing for a stranger', (t) => {
+  const options = { 'mini-batch-size': { type: 'string' }, workers: { type: 'string' } } as const;
+  const typo = t.throws(() => parseCommandArgs('train', ['--mini-bach-size', '8'], options), {
+    instanceOf: UsageError,
+  });
+  t.is(
+    typo.message,
+    "train: Unknown option '--mini-bach-size' (did you mean --mini-batch-size?) (see ssd-cluster train --help)",
+  );
+  t.regex(
+    t.throws(() => parseCommandArgs('local', ['--wokers=2'], options)).message,
+    /did you mean --workers\?/,
+  );
+  t.regex(
+    t.throws(() => parseCommandArgs('local', ['--log-levle', 'warn'], options)).message,
+    /did you mean --log-level\?/,
+  );
+  const stranger = t.throws(() => parseCommandArgs('train', ['--frobnicate'], options));
+  t.is(stranger.message, "train: Unknown option '--frobnicate' (see ssd-cluster train --help)");
 });
