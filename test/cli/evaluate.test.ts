@@ -4,9 +4,11 @@ import test from 'ava';
 import { createMemoryLogger } from '../../shared/logging.js';
 import { parseIndexFile } from '../../shared/recordio/index-file.js';
 import { createLocalStorage } from '../../shared/storage/local.js';
+import { createStorage } from '../../shared/storage/open-storage.js';
 import { openDataset } from '../../worker/data/open-dataset.js';
 import { type CliRun, runCli } from '../helpers/run-cli.js';
-import { synthFixture, tinySsdFlags } from '../helpers/synth-fixture.js';
+import { startS3Server } from '../helpers/s3-server.js';
+import { fixtureSynthOptions, synthFixture, tinySsdFlags, writeDataset } from '../helpers/synth-fixture.js';
 
 /**
  * `ssd-cluster evaluate` through cli/main.ts on a tiny model trained here, in this process: one tfjs
@@ -32,8 +34,8 @@ test.serial.before('train a tiny model with a validation channel', async () => {
   trained = { validationMap: summary.validationMap, modelDir };
 });
 
-const evaluate = (args: string[], logger = createMemoryLogger()) =>
-  runCli(['evaluate', '--backend', 'wasm', ...args], { logger });
+const evaluate = (args: string[], logger = createMemoryLogger(), env: NodeJS.ProcessEnv = {}) =>
+  runCli(['evaluate', '--backend', 'wasm', ...args], { logger, env });
 
 const onlyLine = (run: CliRun) => {
   const lines = run.stdout.trim().split('\n');
@@ -152,6 +154,37 @@ test.serial('evaluate takes a folder of images with --annotation and names its i
 });
 
 test.serial(
+  'evaluate reads the model archive and the data from s3:// and writes the map files there',
+  async (t) => {
+    const s3 = await startS3Server(t);
+    const storage = createStorage({ s3Endpoint: s3.endpoint, s3Credentials: s3.credentials });
+    t.teardown(() => storage.close());
+    const prefix = `s3://${s3.bucket}/job`;
+    const upload = async (file: string, key: string) =>
+      storage.write(`${prefix}/${key}`, await fs.readFile(file));
+    await upload(path.join(trained!.modelDir, 'model.tar.gz'), 'model/model.tar.gz');
+    for (const name of ['validation.rec', 'validation.idx', 'classes.json'])
+      await upload(data.data(name), `data/${name}`);
+    const run = await evaluate(
+      [
+        ...['--model', `${prefix}/model`, '--data', `${prefix}/data/validation.rec`],
+        ...['--ground-truth-out', `${prefix}/out/gt.json`, '--detections-out', `${prefix}/out/det.json`],
+      ],
+      createMemoryLogger(),
+      s3.env,
+    );
+    t.is(run.code, 0, run.stderr);
+    t.is(onlyLine(run).mAP, trained!.validationMap);
+    const mapped = await runCli(
+      ['map', '--ground-truth', `${prefix}/out/gt.json`, '--detections', `${prefix}/out/det.json`],
+      { env: s3.env },
+    );
+    t.is(mapped.code, 0, mapped.stderr);
+    t.is(onlyLine(mapped).mAP, trained!.validationMap);
+  },
+);
+
+test.serial(
   'evaluate skips a corrupt record, names it and counts it; --on-bad-record fail stops',
   async (t) => {
     const index = parseIndexFile(await fs.readFile(data.data('validation.idx'), 'utf8'), 'validation.idx');
@@ -175,6 +208,43 @@ test.serial(
     t.true(failed.stderr.includes(`${rec} at byte ${victim}`), failed.stderr);
   },
 );
+
+test.serial('evaluate fails when every record is skipped, naming the first', async (t) => {
+  const index = parseIndexFile(await fs.readFile(data.data('validation.idx'), 'utf8'), 'validation.idx');
+  const rec = await copyOfValidation('all-corrupt', async (dir) => {
+    const file = await fs.open(path.join(dir, 'validation.rec'), 'r+');
+    for (const { offset } of index) await file.write(Buffer.from([0xde, 0xad, 0xbe, 0xef]), 0, 4, offset);
+    await file.close();
+  });
+  const run = await evaluate(['--model', trained!.modelDir, '--data', rec]);
+  t.is(run.code, 1);
+  t.is(run.stdout, '');
+  t.true(
+    run.stderr.includes(
+      `--data ${rec}: no sample could be evaluated, all 12 were skipped (the first: ${rec}@0:`,
+    ),
+    run.stderr,
+  );
+});
+
+test.serial("evaluate skips records with class ids beyond the model's num_classes, saying so", async (t) => {
+  // Synth data with 7 classes and no classes.json: the 5-class model's labels end at class 4.
+  const dir = data.path('seven-classes');
+  await writeDataset(dir, fixtureSynthOptions({ train: 1, validation: 8, classes: 7 }));
+  await fs.rm(path.join(dir, 'classes.json'));
+  const logger = createMemoryLogger();
+  const run = await evaluate(
+    ['--model', trained!.modelDir, '--data', path.join(dir, 'validation.rec')],
+    logger,
+  );
+  t.is(run.code, 0, run.stderr);
+  const line = onlyLine(run);
+  const warnings = logger.entries.filter((e) => e.level === 'warn');
+  t.true(line.skipped > 0 && line.skipped < 8, `skipped ${line.skipped}`);
+  t.is(line.images + line.skipped, 8);
+  t.is(warnings.length, line.skipped);
+  for (const w of warnings) t.regex(String(w.fields.reason), /has class [56], but num_classes is 5/);
+});
 
 test.serial('evaluate of a missing model fails naming --model and what it looked for', async (t) => {
   const missing = data.path('no-such-model');
