@@ -77,7 +77,9 @@ function checkIndex(index: readonly IndexEntry[], url: string, indexUrl: string,
       throw new RecordIOError(
         url,
         entry.offset,
-        `${where}: offset is past the end of the file (${sizeBytes} bytes)`,
+        `${where}: offset is past the end of the file (${sizeBytes} bytes): the .rec is truncated ` +
+          '(an interrupted copy?) or the .idx belongs to another file; copy both again, or move the ' +
+          '.idx away to read the .rec without it (corrupt records are then skipped or fail as --on-bad-record says)',
       );
     }
     if (entry.offset % 4 !== 0) {

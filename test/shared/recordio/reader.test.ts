@@ -96,7 +96,7 @@ test('openRecordIO rejects .idx offsets past the end or unaligned, naming the li
   const past = await dogWithIndex(t, '0\t0\n1\t999999\n');
   await t.throwsAsync(openRecordIO(past, { storage: createLocalStorage() }), {
     message:
-      /at byte 999999: .*dog\.idx line 2 \(key 1\): offset is past the end of the file \(655472 bytes\)/,
+      /at byte 999999: .*dog\.idx line 2 \(key 1\): offset is past the end of the file \(655472 bytes\): the \.rec is truncated .* move the \.idx away to read the \.rec without it/,
   });
   const odd = await dogWithIndex(t, '0\t6\n');
   await t.throwsAsync(openRecordIO(odd, { storage: createLocalStorage() }), {
