@@ -295,6 +295,12 @@ export function requirePretrainedBase(
   const wanted =
     hp.use_pretrained_model === 1 || hp.use_pretrained_model === true || hp.use_pretrained_model === '1';
   if (!wanted) {
+    // compileHyperparameters reads use_pretrained_model as 0 for tiny whatever the user set: say so.
+    if (url !== undefined && hp.base_network === 'tiny') {
+      throw new ConfigError([
+        `--pretrained-base ${url}: base_network 'tiny' has no pretrained base (use_pretrained_model does not apply to it); drop --pretrained-base`,
+      ]);
+    }
     if (url !== undefined) {
       throw new ConfigError([
         `--pretrained-base ${url} was given but use_pretrained_model=0; drop one of them (use_pretrained_model=1 loads it)`,

@@ -4,6 +4,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import test from 'ava';
+import { compileHyperparameters } from '../../../shared/config/compile.js';
 import { ClusterError } from '../../../shared/errors.js';
 import { createMemoryStorage } from '../../../shared/storage/memory.js';
 import { createStorage } from '../../../shared/storage/open-storage.js';
@@ -215,7 +216,17 @@ test('requirePretrainedBase asks for --pretrained-base when use_pretrained_model
   );
   t.is(requirePretrainedBase({ use_pretrained_model: 0, base_network: 'vgg-16' }, undefined), undefined);
   t.is(requirePretrainedBase({ use_pretrained_model: 1, base_network: 'tiny' }, undefined), undefined);
-  t.throws(() => requirePretrainedBase({ use_pretrained_model: 0, base_network: 'tiny' }, '/w'), {
+  t.throws(() => requirePretrainedBase({ use_pretrained_model: 0, base_network: 'vgg-16' }, '/w'), {
     message: /--pretrained-base \/w was given but use_pretrained_model=0/,
+  });
+  // tiny reads as 0 after compileHyperparameters even when the user passed 1: the message may not blame it
+  const tiny = compileHyperparameters({
+    num_classes: 2,
+    num_training_samples: 8,
+    base_network: 'tiny',
+    use_pretrained_model: '1',
+  });
+  t.throws(() => requirePretrainedBase(tiny, '/w'), {
+    message: /^--pretrained-base \/w: base_network 'tiny' has no pretrained base .*drop --pretrained-base$/,
   });
 });
