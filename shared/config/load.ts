@@ -95,7 +95,7 @@ export async function readHyperparameterFile(
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = JSON.parse(text.replace(/^\uFEFF/, '')); // a byte-order mark, as Windows editors save UTF-8
   } catch (err) {
     throw new ConfigError([`--hyperparameters ${path}: not valid JSON (${errorMessage(err)})`], {
       cause: err,

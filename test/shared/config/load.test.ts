@@ -118,6 +118,11 @@ test('readHyperparameterFile names the file and the JSON problem', async (t) => 
   t.true(err.cause instanceof SyntaxError);
 });
 
+test('readHyperparameterFile reads a file that starts with a UTF-8 byte-order mark', async (t) => {
+  const path = await tempFile(t, 'bom.json', '\uFEFF{"epochs": "10"}');
+  t.deepEqual(await readHyperparameterFile(path), { epochs: '10' });
+});
+
 test('readHyperparameterFile refuses JSON that is not an object', async (t) => {
   for (const [text, got] of [
     ['[1, 2]', 'an array'],
