@@ -232,6 +232,20 @@ export function versionWarning(url: string, meta: CheckpointMeta): string | null
 }
 
 /**
+ * A warning when this run reads another train channel than the checkpoint's run did (meta.train), else
+ * null. Not an error: a moved copy of the same file is fine. Pure.
+ */
+export function trainDataWarning(
+  url: string,
+  meta: CheckpointMeta,
+  train: JsonValue | undefined,
+): string | null {
+  const then = meta.train;
+  if (typeof then !== 'string' || typeof train !== 'string' || then === train) return null;
+  return `checkpoint ${url} was made with --train ${then}, this run reads ${train}: fine for a moved copy of the same data; other data cannot continue the run exactly`;
+}
+
+/**
  * Why the checkpoint at `url` (with `meta`) cannot continue a run with `hp` and `seed`: one problem
  * per key, empty when it can. Every hyperparameter must be the same, except that epochs may grow.
  * Pure.
@@ -314,13 +328,22 @@ export interface Checkpointing {
 export function resumeTrainer(
   trainer: Pick<Trainer, 'setState'>,
   loaded: LoadedCheckpoint,
-  run: { hp: Readonly<Hyperparameters>; seed: number; logger?: Logger },
+  run: {
+    hp: Readonly<Hyperparameters>;
+    seed: number;
+    logger?: Logger;
+    /** This run's checkpoint meta; its `train` is compared with the checkpoint's. */
+    meta?: Readonly<Record<string, JsonValue>>;
+  },
 ): void {
   const problems = resumeProblems(loaded.url, loaded.meta, run.hp, run.seed);
   if (problems.length > 0) throw new ConfigError(problems);
   trainer.setState(loaded.state);
-  const warning = versionWarning(loaded.url, loaded.meta);
-  if (warning !== null) run.logger?.warn(warning);
+  const warnings = [
+    versionWarning(loaded.url, loaded.meta),
+    trainDataWarning(loaded.url, loaded.meta, run.meta?.train),
+  ];
+  for (const warning of warnings) if (warning !== null) run.logger?.warn(warning);
   const { epoch, position, globalStep } = loaded.state.progress;
   run.logger?.info('resuming from checkpoint', { url: loaded.url, epoch, position, globalStep });
 }

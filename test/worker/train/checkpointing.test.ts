@@ -19,6 +19,7 @@ import {
   isCheckpointDue,
   resumeProblems,
   startCheckpointing,
+  trainDataWarning,
   versionWarning,
   type WrittenCheckpoint,
 } from '../../../worker/train/checkpointing.js';
@@ -370,27 +371,51 @@ test('a checkpoint records the ssd-cluster version; one from another version or 
     `checkpoint ${url} was written by ssd-cluster 0.0.9; this is ssd-cluster ${SSD_CLUSTER_VERSION}`,
   );
 
+  const { ssdClusterVersion: _dropped, ...unversioned } = meta;
+  const { written, resumed, warnings } = await resumeFromCheckpoint(t, unversioned);
+  t.is(resumed, written, 'the state still loads');
+  t.deepEqual(warnings, [
+    `checkpoint ${written} was written by an ssd-cluster build that did not record its version; this is ssd-cluster ${SSD_CLUSTER_VERSION}`,
+  ]);
+});
+
+/** Writes a checkpoint with `meta` to a fresh store, resumes a run with `runMeta` from it, and returns the warnings. */
+async function resumeFromCheckpoint(
+  t: ExecutionContext,
+  meta: CheckpointMeta,
+  runMeta?: Record<string, string>,
+) {
   const storage = createMemoryStorage();
   const store = createCheckpointStore({ storage, dir: DIR, keep: 3 });
   t.teardown(() => store.close());
-  const { ssdClusterVersion: _dropped, ...unversioned } = meta;
-  const written = await store.write(makeState({ globalStep: 4 }), unversioned);
+  const written = await store.write(makeState({ globalStep: 4 }), meta);
   const logger = createMemoryLogger();
-  const trainer = fakeTrainer(makeState({ globalStep: 0 }));
   const checkpointing = await startCheckpointing({
     storage,
     dir: DIR,
     resume: true,
     hp,
     seed: SEED,
-    trainer,
+    meta: runMeta,
+    trainer: fakeTrainer(makeState({ globalStep: 0 })),
     logger,
     signal: signal(),
   });
   t.teardown(() => checkpointing.close());
-  t.is(checkpointing.resumed?.url, written, 'the state still loads');
   const warnings = logger.entries.filter((e) => e.level === 'warn').map((e) => e.msg);
-  t.deepEqual(warnings, [
-    `checkpoint ${written} was written by an ssd-cluster build that did not record its version; this is ssd-cluster ${SSD_CLUSTER_VERSION}`,
-  ]);
+  return { written, resumed: checkpointing.resumed?.url, warnings };
+}
+
+test('resuming with another --train than the checkpoint was made with warns naming both; the same one does not', async (t) => {
+  const meta = {
+    createdAt: '2025-06-01T10:00:00.000Z',
+    ...checkpointMeta(hp, SEED, { train: 'data/train.rec' }),
+  };
+  t.deepEqual((await resumeFromCheckpoint(t, meta, { train: 'data/train.rec' })).warnings, []);
+  const other = await resumeFromCheckpoint(t, meta, { train: 'other/train.rec' });
+  t.deepEqual(other.warnings, [trainDataWarning(other.written, meta, 'other/train.rec')]);
+  t.regex(
+    other.warnings[0] ?? '',
+    /was made with --train data\/train\.rec, this run reads other\/train\.rec: fine for a moved copy/,
+  );
 });
