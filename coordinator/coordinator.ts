@@ -79,6 +79,7 @@ export class Coordinator {
   private timer: NodeJS.Timeout | undefined;
   private change = deferred<void>();
   private resolveFinished!: (s: TrainingSummary) => void;
+  private failFinished!: (err: ClusterError) => void;
   private readonly decisions = new Map<number, EpochDecisionMsg>();
   private closed = false;
   private lastProgressMs: number;
@@ -102,9 +103,11 @@ export class Coordinator {
     );
     this.stats = createCoordinatorStats(this.clock);
     this.lastProgressMs = this.clock.monotonic();
-    this.finished = new Promise((resolve) => {
+    this.finished = new Promise((resolve, reject) => {
       this.resolveFinished = resolve;
+      this.failFinished = reject;
     });
+    this.finished.catch(() => {}); // a failed job is the awaiting caller's to report, not unhandled
     // Resumed from a checkpoint of a job that had already finished: nothing left to train.
     if (this.job.phase === 'finished') this.onFinished();
   }
@@ -227,8 +230,23 @@ export class Coordinator {
     }
   }
 
+  /**
+   * The writer's report: the model is written (the job is finished), or writing it failed, which fails
+   * the job (`finished` rejects) rather than leave it waiting for a writer that has exited.
+   */
   reportDone(req: DoneReportMsg): void {
-    this.applyJob(job.onDone(this.job, req.workerId));
+    if (!req.error) {
+      this.applyJob(job.onDone(this.job, req.workerId));
+      return;
+    }
+    if (this.job.phase !== 'writing' || this.job.writer !== req.workerId) return;
+    this.log.error('the model could not be written', { workerId: req.workerId, modelDir: req.modelDir });
+    this.failFinished(
+      new ClusterError(
+        'STORAGE',
+        `worker ${req.workerId} could not write the model to ${req.modelDir}: ${req.error}`,
+      ),
+    );
   }
 
   leave(req: LeaveRequestMsg): void {

@@ -141,6 +141,8 @@ export interface DoneReportMsg {
   workerId: string;
   generation: number;
   modelDir: string;
+  /** Why writing the model failed; '' or absent when it was written. */
+  error?: string;
 }
 
 export interface LeaveRequestMsg {

@@ -377,11 +377,15 @@ async function trainGenerations(
       hasState = true;
       if (!summary.interrupted && writer) {
         await job.checkpointer?.flush(o.signal);
-        await job.writeModel(o.signal);
-        await session.client.reportDone(
-          { workerId, generation: a.generation, modelDir: joined.job.modelDir },
-          o.signal,
-        );
+        const done = { workerId, generation: a.generation, modelDir: joined.job.modelDir };
+        try {
+          await job.writeModel(o.signal);
+        } catch (err) {
+          // Tell the coordinator, which ends the job with it, then fail this worker as before.
+          await session.client.reportDone({ ...done, error: errorMessage(err) }, o.signal).catch(() => {});
+          throw err;
+        }
+        await session.client.reportDone(done, o.signal);
         wroteModel = true;
         log.info('model written', { modelDir: joined.job.modelDir });
       }

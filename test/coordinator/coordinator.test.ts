@@ -188,3 +188,30 @@ test('a lost worker and a stalled ring are warnings, and the stall says what let
   );
   t.like(log.entries[1]!.fields, { workerId: 'w-2', reason: 'no heartbeat for 3000 ms' });
 });
+
+test('a writer that could not write the model fails the job with its error instead of leaving it waiting', async (t) => {
+  const { coordinator, client } = await startCluster(t, 1);
+  const signal = AbortSignal.timeout(10_000);
+  const w = await client.join(joinReq(5003), signal);
+  const { generation } = await client.getAssignment(w.workerId, 0, null, signal);
+  for (const epoch of [0, 1]) {
+    const progress = { epoch, position: 64, globalStep: 16 * (epoch + 1) };
+    const step = { workerId: w.workerId, generation, progress, images: 64, crossEntropy: 1, smoothL1: 0.5 };
+    const timings = { dataSeconds: 0, computeSeconds: 0.1, allreduceSeconds: 0, updateSeconds: 0 };
+    await client.reportStep(
+      { ...step, ...timings, allreduceBytes: 0, badRecords: 0, learningRate: 0.001 },
+      signal,
+    );
+    const empty = Buffer.alloc(0);
+    const epochReport = { workerId: w.workerId, generation, epoch, progress, validationImages: 0 };
+    await client.reportEpoch({ ...epochReport, detections: empty, groundTruth: empty }, signal);
+  }
+  const done = { workerId: w.workerId, generation, modelDir: '/tmp/model' };
+  await client.reportDone({ ...done, error: '/tmp/model: write failed: a parent is a file' }, signal);
+  const err = await t.throwsAsync(coordinator.finished);
+  t.true(isClusterError(err, 'STORAGE'), String(err));
+  t.is(
+    err?.message,
+    `worker ${w.workerId} could not write the model to /tmp/model: /tmp/model: write failed: a parent is a file`,
+  );
+});
