@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import test from 'ava';
 import { Coordinator, logMembershipEvent, withHost } from '../../coordinator/coordinator.js';
 import { packRows } from '../../coordinator/protocol.js';
@@ -207,6 +208,12 @@ test('a writer that could not write the model fails the job with its error inste
     await client.reportEpoch({ ...epochReport, detections: empty, groundTruth: empty }, signal);
   }
   const done = { workerId: w.workerId, generation, modelDir: '/tmp/model' };
+  await client.reportDone({ ...done, workerId: 'w-not-the-writer', error: 'disk full' }, signal);
+  const settled = coordinator.finished.then(
+    () => 'settled',
+    () => 'settled',
+  );
+  t.is(await Promise.race([settled, setImmediate('pending')]), 'pending', "only the writer's report counts");
   await client.reportDone({ ...done, error: '/tmp/model: write failed: a parent is a file' }, signal);
   const err = await t.throwsAsync(coordinator.finished);
   t.true(isClusterError(err, 'STORAGE'), String(err));
