@@ -30,7 +30,8 @@ export function parseCommandArgs<const O extends OptionSpec>(
     });
   } catch (err) {
     const hint = didYouMean(err, Object.keys({ ...commonOptions, ...options }));
-    throw new UsageError(`${command}: ${(err as Error).message}${hint} (see ssd-cluster ${command} --help)`, {
+    // No command prefix: cli/main.ts writes 'ssd-cluster COMMAND: ' before every error.
+    throw new UsageError(`${(err as Error).message}${hint} (see ssd-cluster ${command} --help)`, {
       cause: err,
     });
   }

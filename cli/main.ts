@@ -51,8 +51,9 @@ function usage(): string {
   return `Usage: ssd-cluster COMMAND [options]\n\nCommands:\n${lines.join('\n')}\n\nRun 'ssd-cluster COMMAND --help' for a command's options; 'ssd-cluster --version' for the version.\n`;
 }
 
+/** The last --log-level, as the command's own parser (util.parseArgs) takes it. */
 function logLevelFrom(argv: string[]): LogLevel {
-  const i = argv.findIndex((a) => a === '--log-level' || a.startsWith('--log-level='));
+  const i = argv.findLastIndex((a) => a === '--log-level' || a.startsWith('--log-level='));
   if (i < 0) return 'info';
   const value = argv[i]!.includes('=') ? argv[i]!.split('=')[1] : argv[i + 1];
   if (!LOG_LEVELS.includes(value as LogLevel)) {

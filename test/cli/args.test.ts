@@ -26,7 +26,7 @@ test('parseCommandArgs suggests the nearest flag for a misspelt one, and nothing
   });
   t.is(
     typo.message,
-    "train: Unknown option '--mini-bach-size' (did you mean --mini-batch-size?) (see ssd-cluster train --help)",
+    "Unknown option '--mini-bach-size' (did you mean --mini-batch-size?) (see ssd-cluster train --help)",
   );
   t.regex(
     t.throws(() => parseCommandArgs('local', ['--wokers=2'], options)).message,
@@ -37,5 +37,5 @@ test('parseCommandArgs suggests the nearest flag for a misspelt one, and nothing
     /did you mean --log-level\?/,
   );
   const stranger = t.throws(() => parseCommandArgs('train', ['--frobnicate'], options));
-  t.is(stranger.message, "train: Unknown option '--frobnicate' (see ssd-cluster train --help)");
+  t.is(stranger.message, "Unknown option '--frobnicate' (see ssd-cluster train --help)");
 });

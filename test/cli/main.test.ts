@@ -68,3 +68,16 @@ test('main prints the version for --version, -V and version, exit code 0', async
     t.is(stdout, `ssd-cluster ${SSD_CLUSTER_VERSION} (node ${process.version})\n`, flag);
   }
 });
+
+test('main takes the last --log-level, as the command parser does, and names a bad one', async (t) => {
+  const out = capture();
+  const err = capture();
+  // No injected logger: main builds its own from --log-level.
+  const argv = ['inspect', '--log-level', 'warn', '--log-level', 'loud', 'x.rec'];
+  const code = await main(argv, { stdout: out.stream, stderr: err.stream });
+  t.is(code, 2);
+  t.is(
+    err.text(),
+    "ssd-cluster inspect: --log-level: expected one of debug, info, warn, error, silent, got 'loud'\n",
+  );
+});
