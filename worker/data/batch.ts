@@ -12,6 +12,7 @@
 import { linkSignals } from '../../shared/abort.js';
 import { ClusterError, errorMessage, isClusterError } from '../../shared/errors.js';
 import { type Logger, noopLogger } from '../../shared/logging.js';
+import type { BadRecordLog } from './bad-record-log.js';
 import type { Dataset, DatasetSample, OnBadRecord } from './dataset.js';
 import type { GroundTruth } from './ground-truth.js';
 import { checkPrepareOptions, type PreparedSample, type PrepareOptions, prepareSample } from './prepare.js';
@@ -48,6 +49,8 @@ export interface LoadBatchOptions extends PrepareOptions {
   reads?: readonly Promise<DatasetSample>[];
   /** Runs prepareSample's work; default prepareSample itself, on this thread (see prepare-thread.ts). */
   preparer?: Preparer;
+  /** Where skipped records are reported (bad-record-log.ts); default a warning each. */
+  badRecordLog?: Pick<BadRecordLog, 'skipped'>;
 }
 
 export type Preparer = (
@@ -105,21 +108,23 @@ export async function loadBatch(
     cancel.abort(new ClusterError('ABORTED', 'another sample of the batch failed', { cause: err }));
     throw err;
   }
-  return assemble(outcomes, buffer, slot, options.logger ?? noopLogger);
+  const logger = options.logger ?? noopLogger;
+  const log = options.badRecordLog ?? { skipped: (bad) => logger.warn('skipped a bad record', { ...bad }) };
+  return assemble(outcomes, buffer, slot, log);
 }
 
-/** Moves the good samples' pixels together (in order) and logs the skipped ones. */
+/** Moves the good samples' pixels together (in order) and reports the skipped ones. */
 function assemble(
   outcomes: readonly Outcome[],
   buffer: Float32Array,
   slot: number,
-  logger: Logger,
+  log: Pick<BadRecordLog, 'skipped'>,
 ): LoadedBatch {
   const batch: LoadedBatch = { indices: [], images: buffer, gt: [], originalSizes: [], skipped: [] };
   outcomes.forEach((outcome, at) => {
     if ('bad' in outcome) {
       batch.skipped.push(outcome.bad);
-      logger.warn('skipped a bad record', { ...outcome.bad });
+      log.skipped(outcome.bad);
       return;
     }
     const sample = outcome.ok;

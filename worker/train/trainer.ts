@@ -27,6 +27,7 @@ import type { Hyperparameters } from '../../shared/config/hyperparameters.js';
 import { ConfigError } from '../../shared/errors.js';
 import { type Logger, noopLogger } from '../../shared/logging.js';
 import { readTensorsInto, uploadCopiesValues } from '../backend/read-into.js';
+import { createBadRecordLog } from '../data/bad-record-log.js';
 import type { Dataset, OnBadRecord } from '../data/dataset.js';
 import { createPrefetcher } from '../data/prefetch.js';
 import type { SsdModel } from '../model/ssd.js';
@@ -158,6 +159,7 @@ export function createTrainer(options: TrainerOptions): Trainer {
 
   const solo = soloCollective(hp, logger);
 
+  const badRecordLog = createBadRecordLog(logger);
   const trainEpoch = async (epochPlan: EpochPlan, c: Collective, signal: AbortSignal) => {
     const steps = Array.from({ length: epochPlan.steps }, (_, k) =>
       Array.from(epochPlan.rankSamples(k, c.rank)),
@@ -170,11 +172,13 @@ export function createTrainer(options: TrainerOptions): Trainer {
       signal,
       onBadRecord: options.onBadRecord,
       logger,
+      badRecordLog,
       depth: options.prefetchDepth,
     });
     const started = performance.now();
     let losses: EpochLosses = EMPTY_EPOCH_LOSSES;
     let images = 0;
+    let records = 0;
     let interrupted = false;
     try {
       for (let k = 0; k < steps.length && !interrupted; k++) {
@@ -190,6 +194,7 @@ export function createTrainer(options: TrainerOptions): Trainer {
           batch.skipped.length,
         );
         images += batch.indices.length;
+        records += batch.indices.length + batch.skipped.length;
         losses = addStepLosses(losses, result.clsLoss, result.locLoss);
         logger.debug('train step', { epoch: epochPlan.epoch, step: k, lr, ...result });
         const last = k === steps.length - 1;
@@ -213,6 +218,7 @@ export function createTrainer(options: TrainerOptions): Trainer {
     } finally {
       await prefetcher.close();
     }
+    badRecordLog.endEpoch(epochPlan.epoch, records);
     return { images, seconds: (performance.now() - started) / 1000, losses, interrupted };
   };
 
