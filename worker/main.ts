@@ -255,7 +255,7 @@ async function prepareJob(
         }),
         trainer,
         frequency: job.checkpointFrequency,
-        meta: checkpointMeta(hp, job.seed, { workerId: joined.workerId }),
+        meta: checkpointMeta(hp, job.seed, { workerId: joined.workerId, train: job.trainUrl }),
         logger: log,
         onWritten: (w) => metrics.onCheckpoint(w.timestampMs),
       })
@@ -336,6 +336,7 @@ async function trainGenerations(
           hp: job.hp,
           seed: joined.job.seed,
           logger: log,
+          meta: { train: joined.job.trainUrl },
         });
         hasState = true;
       }
