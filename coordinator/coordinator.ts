@@ -260,6 +260,12 @@ export class Coordinator {
    */
   private onRingFailure(reporter: string, generation: number, reason: string): void {
     if (generation !== this.members.generation) return;
+    // The generation these probes may still act on. `gone` is called for every refused member in one
+    // synchronous pass, and each drop moves the generation on: the drops of this check may follow each
+    // other, anything else in between (a join, a timeout) voids the rest. Stopping after the first
+    // would leave a second dead member in the next ring, whose assignment barrier then waits for it
+    // until its heartbeat timeout.
+    let current = generation;
     void this.ringChecks.check({
       generation,
       members: this.members.members,
@@ -267,8 +273,9 @@ export class Coordinator {
       reason,
       signal: this.probing.signal,
       gone: (workerId, why) => {
-        if (this.closed || this.members.generation !== generation) return;
+        if (this.closed || this.members.generation !== current) return;
         this.applyMembership(ms.onFailure(this.members, workerId, why, this.clock.monotonic()));
+        current = this.members.generation;
       },
     });
   }

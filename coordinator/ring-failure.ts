@@ -67,7 +67,10 @@ export class RingFailureChecks {
     private readonly probe: (address: string, signal: AbortSignal) => Promise<PortProbe> = probePeerPort,
   ) {}
 
-  /** Probes the members other than `reporter`; `gone` is called for each whose port refused. */
+  /**
+   * Probes the members other than `reporter`; once all probes have settled, `gone` is called for each
+   * whose port refused, one after another in one synchronous pass (the coordinator relies on it).
+   */
   async check(o: {
     generation: number;
     members: readonly RingMember[];

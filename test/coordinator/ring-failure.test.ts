@@ -57,16 +57,17 @@ test('a reported ring failure drops only members whose port refused, never the r
   ]);
 });
 
-test('a worker that reports its ring failed gets a new ring without the dead member long before the heartbeat timeout', async (t) => {
+/** A coordinator that can only drop a dead member by a report (its heartbeat timeout is far away), and a client. */
+async function reportingCluster(t: import('ava').ExecutionContext, maxWorkers: number) {
   const logger = createMemoryLogger();
   const coordinator = new Coordinator({
     spec: { ...testJobSpec, validationUrl: '' },
     hp: testHyperparameters,
-    // A heartbeat timeout far beyond the test's deadline: only the report can drop the dead member.
+    // A heartbeat timeout far beyond the test's deadline: only the report can drop the dead members.
     membership: {
       minWorkers: 1,
-      maxWorkers: 2,
-      targetWorkers: 2,
+      maxWorkers,
+      targetWorkers: maxWorkers,
       heartbeatTimeoutMs: 600_000,
       formGraceMs: 1000,
     },
@@ -96,6 +97,11 @@ test('a worker that reports its ring failed gets a new ring without the dead mem
       },
       signal,
     );
+  return { logger, client, signal, join };
+}
+
+test('a worker that reports its ring failed gets a new ring without the dead member long before the heartbeat timeout', async (t) => {
+  const { logger, client, signal, join } = await reportingCluster(t, 2);
   const alive = await join(await listening(t));
   const dead = await join(await closedPort());
   const [first] = await Promise.all([
@@ -115,4 +121,22 @@ test('a worker that reports its ring failed gets a new ring without the dead mem
     String(lost?.fields.reason),
     /refused a connection after .* reported: ring receiver closed its stream/,
   );
+});
+
+test('two members that died together are both dropped by one report (a ring with one of them would wait for it)', async (t) => {
+  const { logger, client, signal, join } = await reportingCluster(t, 3);
+  const alive = await join(await listening(t));
+  const dead = [await join(await closedPort()), await join(await closedPort())];
+  const [first] = await Promise.all(
+    [alive, ...dead].map((w) => client.getAssignment(w.workerId, 0, null, signal)),
+  );
+  t.is(first!.worldSize, 3);
+  // The next ring's assignment barrier waits for every member: a dead one left in it never asks.
+  const next = await within(
+    client.getAssignment(alive.workerId, first!.generation, null, signal, 'ring sender lost its stream'),
+    10_000,
+  );
+  t.is(next.worldSize, 1);
+  const lost = logger.entries.filter((e) => e.msg === 'membership lost').map((e) => e.fields.workerId);
+  t.deepEqual(lost, [dead[0]!.workerId, dead[1]!.workerId]);
 });
