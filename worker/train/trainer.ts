@@ -28,6 +28,7 @@ import { ConfigError } from '../../shared/errors.js';
 import { type Logger, noopLogger } from '../../shared/logging.js';
 import { readTensorsInto, uploadCopiesValues } from '../backend/read-into.js';
 import { createBadRecordLog } from '../data/bad-record-log.js';
+import type { BadRecord } from '../data/batch.js';
 import type { Dataset, OnBadRecord } from '../data/dataset.js';
 import { createPrefetcher } from '../data/prefetch.js';
 import type { SsdModel } from '../model/ssd.js';
@@ -159,8 +160,9 @@ export function createTrainer(options: TrainerOptions): Trainer {
 
   const solo = soloCollective(hp, logger);
 
-  const badRecordLog = createBadRecordLog(logger);
   const trainEpoch = async (epochPlan: EpochPlan, c: Collective, signal: AbortSignal) => {
+    // One per run of an epoch: a run that failed leaves nothing behind for the retry's summary.
+    const badRecordLog = createBadRecordLog(logger);
     const steps = Array.from({ length: epochPlan.steps }, (_, k) =>
       Array.from(epochPlan.rankSamples(k, c.rank)),
     );
@@ -179,6 +181,7 @@ export function createTrainer(options: TrainerOptions): Trainer {
     let losses: EpochLosses = EMPTY_EPOCH_LOSSES;
     let images = 0;
     let records = 0;
+    const skipped: BadRecord[] = [];
     let interrupted = false;
     try {
       for (let k = 0; k < steps.length && !interrupted; k++) {
@@ -195,6 +198,7 @@ export function createTrainer(options: TrainerOptions): Trainer {
         );
         images += batch.indices.length;
         records += batch.indices.length + batch.skipped.length;
+        skipped.push(...batch.skipped);
         losses = addStepLosses(losses, result.clsLoss, result.locLoss);
         logger.debug('train step', { epoch: epochPlan.epoch, step: k, lr, ...result });
         const last = k === steps.length - 1;
@@ -218,7 +222,7 @@ export function createTrainer(options: TrainerOptions): Trainer {
     } finally {
       await prefetcher.close();
     }
-    badRecordLog.endEpoch(epochPlan.epoch, records);
+    badRecordLog.endEpoch(epochPlan.epoch, records, skipped);
     return { images, seconds: (performance.now() - started) / 1000, losses, interrupted };
   };
 

@@ -1,10 +1,12 @@
 import test from 'ava';
 import type { Hyperparameters } from '../../../shared/config/hyperparameters.js';
-import { isClusterError } from '../../../shared/errors.js';
+import { ClusterError, isClusterError } from '../../../shared/errors.js';
+import { createMemoryLogger } from '../../../shared/logging.js';
 import { createStorage } from '../../../shared/storage/open-storage.js';
 import type { Dataset } from '../../../worker/data/dataset.js';
 import { openDataset } from '../../../worker/data/open-dataset.js';
 import { createSsdModel } from '../../../worker/model/ssd.js';
+import { type Collective, soloCollective } from '../../../worker/train/collective.js';
 import { createTrainer, type TrainerOptions } from '../../../worker/train/trainer.js';
 import { wasmTf, weightsOf } from './step-fixtures.js';
 import { type SynthFixture, tinyHyperparameters, writeSynthFixture } from './trainer-fixtures.js';
@@ -130,3 +132,39 @@ test.serial('setState refuses a state saved with another seed', async (t) => {
   t.true(isClusterError(err, 'CONFIG'));
   t.regex(err!.message, /--seed: is 2 but the saved training state was made with seed 1/);
 });
+
+test.serial(
+  "an epoch retried after a failed step sums up only the retry's bad records, not the failed run's again",
+  async (t) => {
+    // num_classes 2 on data with 5 classes: most records are skipped, each with its class in the reason.
+    const narrow = await openDataset(fixture!.train, { storage, numClasses: 2 });
+    t.teardown(() => narrow.close());
+    const logger = createMemoryLogger();
+    const { trainer } = trainerFor(t, tinyHyperparameters(), 5, { train: narrow, logger });
+    const failing: Collective = {
+      ...soloCollective(tinyHyperparameters(), logger),
+      afterStep: async () => {
+        throw new ClusterError('PEER_LOST', 'ring receiver closed its stream');
+      },
+    };
+    // The failed run trains step 0 (and loads step 1 ahead); the retry trains step 1 only.
+    await t.throwsAsync(trainer.run(signal(), failing), { message: /ring receiver/ });
+    let skipped = 0;
+    let records = 0;
+    const retry = soloCollective(tinyHyperparameters(), logger);
+    await trainer.run(signal(), {
+      ...retry,
+      afterStep: async (info) => {
+        skipped += info.skipped;
+        records += info.images + info.skipped;
+        return retry.afterStep(info);
+      },
+    });
+    t.true(skipped > 0, 'the fixture has records with classes beyond 2');
+    const summaries = logger.entries.filter((e) => /^skipped \d+ of \d+ records/.test(e.msg));
+    t.deepEqual(
+      summaries.map((e) => e.msg),
+      [`skipped ${skipped} of ${records} records in epoch 0`],
+    );
+  },
+);
