@@ -13,6 +13,7 @@
  *     busy worker (a long synchronous step) still accepts TCP connections in its kernel, and a silent host
  *     is left to the heartbeat timeout. So a report can never drop a live worker.
  */
+import { setMaxListeners } from 'node:events';
 import net from 'node:net';
 import type { Logger } from '../shared/logging.js';
 
@@ -87,6 +88,9 @@ export class RingFailureChecks {
       reason: o.reason,
     });
     const others = o.members.filter((m) => m.workerId !== o.reporter);
+    // Each probe in flight listens on the signal: a ring of more than 11 would print Node's
+    // MaxListenersExceededWarning ('Possible EventTarget memory leak') on the coordinator's stderr.
+    setMaxListeners(0, o.signal);
     const results = await Promise.all(
       others.map((m) => this.probe(m.peerAddress, o.signal).catch(() => 'unknown' as const)),
     );

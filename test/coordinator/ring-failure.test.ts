@@ -140,3 +140,26 @@ test('two members that died together are both dropped by one report (a ring with
   const lost = logger.entries.filter((e) => e.msg === 'membership lost').map((e) => e.fields.workerId);
   t.deepEqual(lost, [dead[0]!.workerId, dead[1]!.workerId]);
 });
+
+test('probing a ring of 16 on one signal prints no MaxListenersExceededWarning', async (t) => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+  process.on('warning', onWarning);
+  t.teardown(() => process.off('warning', onWarning));
+  const port = await listening(t);
+  const gone: string[] = [];
+  await new RingFailureChecks(noopLogger).check({
+    generation: 1,
+    members: Array.from({ length: 17 }, (_, i) => ({ workerId: `w${i}`, peerAddress: `127.0.0.1:${port}` })),
+    reporter: 'w0',
+    reason: 'ring receiver closed its stream',
+    signal: new AbortController().signal,
+    gone: (workerId) => gone.push(workerId),
+  });
+  await new Promise((resolve) => setImmediate(resolve)); // process warnings are emitted on a later tick
+  t.deepEqual(gone, [], 'every port is open');
+  t.deepEqual(
+    warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')),
+    [],
+  );
+});
