@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { deferred, raceAbort } from '../shared/abort.js';
+import { deferred, raceAbort, sleep } from '../shared/abort.js';
 import { type Clock, systemClock } from '../shared/clock.js';
 import type { Hyperparameters } from '../shared/config/hyperparameters.js';
 import { ClusterError } from '../shared/errors.js';
@@ -260,24 +260,61 @@ export class Coordinator {
    */
   private onRingFailure(reporter: string, generation: number, reason: string): void {
     if (generation !== this.members.generation) return;
-    // The generation these probes may still act on. `gone` is called for every refused member in one
-    // synchronous pass, and each drop moves the generation on: the drops of this check may follow each
-    // other, anything else in between (a join, a timeout) voids the rest. Stopping after the first
-    // would leave a second dead member in the next ring, whose assignment barrier then waits for it
-    // until its heartbeat timeout.
+    const refused: { workerId: string; why: string }[] = [];
+    void this.ringChecks
+      .check({
+        generation,
+        members: this.members.members,
+        reporter,
+        reason,
+        signal: this.probing.signal,
+        gone: (workerId, why) => refused.push({ workerId, why }),
+      })
+      .then(() => this.dropIfSilent(generation, refused));
+  }
+
+  /**
+   * A refused port alone does not drop a member: a firewall that REJECTs the coordinator, or a peer
+   * address that means another host from here, refuses too. The member must also have missed its
+   * heartbeat: each refused one is dropped once 1.5 heartbeat intervals have passed since its last
+   * heartbeat with no newer one (a killed process sends none; a live one's heartbeat thread does).
+   * Drops follow each other (each moves the generation on); any other membership change in between
+   * voids the rest, and a second dead member is not left in the next ring for its heartbeat timeout.
+   */
+  private async dropIfSilent(generation: number, refused: readonly { workerId: string; why: string }[]) {
+    const lastSeen = new Map(refused.map((r) => [r.workerId, this.memberOf(r.workerId)?.lastSeenMs]));
+    const due = Math.max(
+      0,
+      ...[...lastSeen.values()].map((seen) => (seen ?? 0) + 1.5 * this.opts.heartbeatIntervalMs),
+    );
+    const waitMs = due - this.clock.monotonic();
+    if (
+      waitMs > 0 &&
+      !(await sleep(waitMs, this.probing.signal).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
     let current = generation;
-    void this.ringChecks.check({
-      generation,
-      members: this.members.members,
-      reporter,
-      reason,
-      signal: this.probing.signal,
-      gone: (workerId, why) => {
-        if (this.closed || this.members.generation !== current) return;
-        this.applyMembership(ms.onFailure(this.members, workerId, why, this.clock.monotonic()));
-        current = this.members.generation;
-      },
-    });
+    for (const { workerId, why } of refused) {
+      if (this.closed || this.members.generation !== current) return;
+      const member = this.memberOf(workerId);
+      if (member === undefined) continue;
+      if (member.lastSeenMs !== lastSeen.get(workerId)) {
+        this.log.warn(
+          'a ring member refused the probe but still sends heartbeats: kept (a firewall between coordinator and worker?)',
+          { workerId, generation },
+        );
+        continue;
+      }
+      this.applyMembership(ms.onFailure(this.members, workerId, why, this.clock.monotonic()));
+      current = this.members.generation;
+    }
+  }
+
+  private memberOf(workerId: string): ms.Member | undefined {
+    return this.members.members.find((m) => m.workerId === workerId);
   }
 
   /** Resolves once every member has left (workers leave when they see the job finished). */

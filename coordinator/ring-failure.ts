@@ -7,11 +7,15 @@
  *     assignment with `ringFailure` set to the reason, for the generation it knew.
  *  2. If that generation is still the current one, the coordinator probes the peer port of every other
  *     member of it, once per generation, with a plain TCP connect.
- *  3. Only a refused connection counts: the port is closed, so the process that held it has exited, and
- *     the member is dropped at once (membership 'lost') instead of after --heartbeat-timeout. A
- *     connection that opens, or one that times out (a host down, a partition), proves nothing: a live but
- *     busy worker (a long synchronous step) still accepts TCP connections in its kernel, and a silent host
- *     is left to the heartbeat timeout. So a report can never drop a live worker.
+ *  3. Only a refused connection counts: the port is closed, so the process that held it has likely
+ *     exited. A connection that opens, or one that times out (a host down, a partition), proves nothing:
+ *     a live but busy worker (a long synchronous step) still accepts TCP connections in its kernel, and a
+ *     silent host is left to the heartbeat timeout.
+ *  4. A refusal is confirmed by the heartbeat (Coordinator.dropIfSilent): a firewall that REJECTs the
+ *     coordinator, or a peer address that names another host from where the coordinator stands, refuses
+ *     too. The member is dropped (membership 'lost') only if no heartbeat came from it for 1.5 heartbeat
+ *     intervals (a killed process sends none; a live one's heartbeat thread keeps sending), so within
+ *     ~1.5 intervals instead of --heartbeat-timeout, and a member that still heartbeats is kept.
  */
 import { setMaxListeners } from 'node:events';
 import net from 'node:net';

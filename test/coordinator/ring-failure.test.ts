@@ -3,6 +3,7 @@ import test from 'ava';
 import { Coordinator } from '../../coordinator/coordinator.js';
 import { type PortProbe, probePeerPort, RingFailureChecks } from '../../coordinator/ring-failure.js';
 import { startCoordinatorServer } from '../../coordinator/service.js';
+import { deferred } from '../../shared/abort.js';
 import { createMemoryLogger, noopLogger } from '../../shared/logging.js';
 import { SSD_CLUSTER_VERSION } from '../../shared/version.js';
 import { CoordinatorClient } from '../../worker/coordinator-client.js';
@@ -161,5 +162,40 @@ test('probing a ring of 16 on one signal prints no MaxListenersExceededWarning',
   t.deepEqual(
     warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')),
     [],
+  );
+});
+
+test('a member whose port refuses the probe but which still sends heartbeats is kept (a firewall, not a death)', async (t) => {
+  const { logger, client, signal, join } = await reportingCluster(t, 2);
+  const kept = deferred<void>();
+  const warn = logger.warn;
+  logger.warn = (msg, fields) => {
+    warn(msg, fields);
+    if (msg.startsWith('a ring member refused the probe but still sends heartbeats')) kept.resolve();
+  };
+  const reporter = await join(await listening(t));
+  const firewalled = await join(await closedPort());
+  const [first] = await Promise.all([
+    client.getAssignment(reporter.workerId, 0, null, signal),
+    client.getAssignment(firewalled.workerId, 0, null, signal),
+  ]);
+  const beating = setInterval(() => {
+    void client
+      .heartbeat(
+        firewalled.workerId,
+        first.generation,
+        { epoch: 0, step: 0, phase: 'allreduce', bucket: 0 },
+        signal,
+      )
+      .catch(() => {});
+  }, 100);
+  t.teardown(() => clearInterval(beating));
+  void client
+    .getAssignment(reporter.workerId, first.generation, null, signal, 'ring receiver closed its stream')
+    .catch(() => {});
+  await within(kept.promise, 10_000);
+  t.false(
+    logger.entries.some((e) => e.msg === 'membership lost'),
+    'nobody was dropped',
   );
 });
