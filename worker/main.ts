@@ -116,20 +116,25 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
       hostname: hostname(),
       version: SSD_CLUSTER_VERSION,
     };
-    const joined = await client.join(request, o.signal);
-    const mismatch = versionMismatch({
-      worker: `on ${request.hostname}`,
-      workerVersion: SSD_CLUSTER_VERSION,
-      coordinatorVersion: joined.coordinatorVersion,
-    });
-    if (mismatch !== null) {
-      // Gone at once rather than by a heartbeat timeout (a coordinator that does not check versions).
-      await client.leave(joined.workerId, 'version mismatch').catch(() => {});
-      throw new ConfigError([`--coordinator ${o.coordinator}: ${mismatch}`]);
-    }
-    // A restarted coordinator does not know this worker: join it again under the same id.
+    /** Join, refusing a coordinator of another version (one that does not check versions itself). */
+    const joinChecked = async (req: typeof request) => {
+      const answer = await client.join(req, o.signal);
+      const mismatch = versionMismatch({
+        worker: `on ${request.hostname}`,
+        workerVersion: SSD_CLUSTER_VERSION,
+        coordinatorVersion: answer.coordinatorVersion,
+      });
+      if (mismatch !== null) {
+        // Gone at once rather than by a heartbeat timeout.
+        await client.leave(answer.workerId, 'version mismatch').catch(() => {});
+        throw new ConfigError([`--coordinator ${o.coordinator}: ${mismatch}`]);
+      }
+      return answer;
+    };
+    const joined = await joinChecked(request);
+    // A restarted coordinator (maybe of another version) does not know this worker: join it again under the same id.
     const rejoin = async () => {
-      await client.join({ ...request, workerId: joined.workerId }, o.signal);
+      await joinChecked({ ...request, workerId: joined.workerId });
     };
     const log = o.logger.child({ workerId: joined.workerId });
     log.info('joined', { coordinator: o.coordinator, peerPort: peer.port });
