@@ -193,6 +193,9 @@ export class Coordinator {
             start: this.job.start,
             finished: false,
             stateSourceRank: this.stateSourceRank,
+            // A worker learns it writes from the last epoch barrier; one that inherits the role after
+            // that barrier (the writer was lost) learns it here, or nobody would write.
+            writeModel: this.job.phase === 'writing' && this.job.writer === req.workerId,
           };
         }
       }

@@ -94,6 +94,8 @@ export interface AssignmentMsg {
   start: ProgressMsg | null;
   finished: boolean;
   stateSourceRank: number;
+  /** Training is over and this worker inherits the model write (its writer was lost); absent: false. */
+  writeModel?: boolean;
 }
 
 export interface StepReportMsg {

@@ -381,7 +381,7 @@ async function trainGenerations(
       });
       const summary = await job.trainer.run(gen.signal, collective);
       hasState = true;
-      if (!summary.interrupted && writer) {
+      if (!summary.interrupted && (writer || a.writeModel)) {
         await job.checkpointer?.flush(o.signal);
         const done = { workerId, generation: a.generation, modelDir: joined.job.modelDir };
         try {

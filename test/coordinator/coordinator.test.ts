@@ -12,12 +12,12 @@ import { testHyperparameters, testJobSpec } from './fixtures.js';
 const hp = testHyperparameters;
 const spec = testJobSpec;
 
-async function startCluster(t: import('ava').ExecutionContext, workers: number) {
+async function startCluster(t: import('ava').ExecutionContext, workers: number, minWorkers = workers) {
   const coordinator = new Coordinator({
     spec,
     hp,
     membership: {
-      minWorkers: workers,
+      minWorkers,
       maxWorkers: workers,
       targetWorkers: workers,
       heartbeatTimeoutMs: 5000,
@@ -190,23 +190,43 @@ test('a lost worker and a stalled ring are warnings, and the stall says what let
   t.like(log.entries[1]!.fields, { workerId: 'w-2', reason: 'no heartbeat for 3000 ms' });
 });
 
+/** Every worker reports both epochs of the test job (one step each) and passes both epoch barriers. */
+async function trainToTheEnd(
+  client: CoordinatorClient,
+  ids: readonly string[],
+  generation: number,
+  signal: AbortSignal,
+) {
+  let progress = { epoch: 0, position: 0, globalStep: 0 };
+  for (const epoch of [0, 1]) {
+    progress = { epoch, position: 64, globalStep: 16 * (epoch + 1) };
+    const timings = { dataSeconds: 0, computeSeconds: 0.1, allreduceSeconds: 0, updateSeconds: 0 };
+    const counts = {
+      images: 64,
+      crossEntropy: 1,
+      smoothL1: 0.5,
+      allreduceBytes: 0,
+      badRecords: 0,
+      learningRate: 0.001,
+    };
+    for (const workerId of ids)
+      await client.reportStep({ workerId, generation, progress, ...timings, ...counts }, signal);
+    const empty = Buffer.alloc(0);
+    const rows = { detections: empty, groundTruth: empty, validationImages: 0 };
+    await Promise.all(
+      ids.map((workerId) => client.reportEpoch({ workerId, generation, epoch, progress, ...rows }, signal)),
+    );
+  }
+  // What a trainer reports after the last barrier: the start of the epoch after it.
+  return { epoch: 2, position: 0, globalStep: progress.globalStep };
+}
+
 test('a writer that could not write the model fails the job with its error instead of leaving it waiting', async (t) => {
   const { coordinator, client } = await startCluster(t, 1);
   const signal = AbortSignal.timeout(10_000);
   const w = await client.join(joinReq(5003), signal);
   const { generation } = await client.getAssignment(w.workerId, 0, null, signal);
-  for (const epoch of [0, 1]) {
-    const progress = { epoch, position: 64, globalStep: 16 * (epoch + 1) };
-    const step = { workerId: w.workerId, generation, progress, images: 64, crossEntropy: 1, smoothL1: 0.5 };
-    const timings = { dataSeconds: 0, computeSeconds: 0.1, allreduceSeconds: 0, updateSeconds: 0 };
-    await client.reportStep(
-      { ...step, ...timings, allreduceBytes: 0, badRecords: 0, learningRate: 0.001 },
-      signal,
-    );
-    const empty = Buffer.alloc(0);
-    const epochReport = { workerId: w.workerId, generation, epoch, progress, validationImages: 0 };
-    await client.reportEpoch({ ...epochReport, detections: empty, groundTruth: empty }, signal);
-  }
+  await trainToTheEnd(client, [w.workerId], generation, signal);
   const done = { workerId: w.workerId, generation, modelDir: '/tmp/model' };
   await client.reportDone({ ...done, workerId: 'w-not-the-writer', error: 'disk full' }, signal);
   const settled = coordinator.finished.then(
@@ -221,4 +241,34 @@ test('a writer that could not write the model fails the job with its error inste
     err?.message,
     `worker ${w.workerId} could not write the model to /tmp/model: /tmp/model: write failed: a parent is a file`,
   );
+});
+
+test('a survivor inherits the model write when the writer is lost after the last epoch barrier', async (t) => {
+  const { coordinator, client } = await startCluster(t, 2, 1);
+  const signal = AbortSignal.timeout(10_000);
+  const workers = [await client.join(joinReq(5004), signal), await client.join(joinReq(5005), signal)];
+  const assigned = await Promise.all(workers.map((w) => client.getAssignment(w.workerId, 0, null, signal)));
+  const { generation } = assigned[0]!;
+  t.false(
+    assigned.some((a) => a.writeModel),
+    'nobody writes before training is over',
+  );
+  const done = await trainToTheEnd(
+    client,
+    workers.map((w) => w.workerId),
+    generation,
+    signal,
+  );
+  const writer = workers[assigned.findIndex((a) => a.rank === 0)]!;
+  const survivor = workers.find((w) => w !== writer)!;
+  coordinator.leave({ workerId: writer.workerId, reason: 'killed while writing' });
+  // The survivor's trainer is finished: it never reaches another epoch barrier, so only this says it writes.
+  const next = await client.getAssignment(survivor.workerId, generation, done, signal);
+  t.true(next.generation > generation);
+  t.true(next.writeModel);
+  await client.reportDone(
+    { workerId: survivor.workerId, generation: next.generation, modelDir: '/tmp/model' },
+    signal,
+  );
+  t.is((await coordinator.finished).epochs, 2);
 });
