@@ -82,6 +82,8 @@ export class Coordinator {
   private failFinished!: (err: ClusterError) => void;
   private readonly decisions = new Map<number, EpochDecisionMsg>();
   private closed = false;
+  /** Why the job failed (finished rejected with it), for the workers' last assignment. */
+  private failure: string | null = null;
   private lastProgressMs: number;
   private stallReported = false;
   private readonly ringChecks: RingFailureChecks;
@@ -179,7 +181,8 @@ export class Coordinator {
     this.checkKnown(req.workerId, 'GetAssignment');
     if (req.ringFailure) this.onRingFailure(req.workerId, req.knownGeneration, req.ringFailure);
     for (;;) {
-      if (this.job.phase === 'finished' || this.closed) return finishedAssignment(this.members.generation);
+      if (this.job.phase === 'finished' || this.closed || this.failure)
+        return finishedAssignment(this.members.generation, this.failure);
       const rank = ms.rankOf(this.members, req.workerId);
       if (rank >= 0 && this.members.generation > req.knownGeneration) {
         if (!this.job.start)
@@ -244,12 +247,9 @@ export class Coordinator {
     }
     if (this.job.phase !== 'writing' || this.job.writer !== req.workerId) return;
     this.log.error('the model could not be written', { workerId: req.workerId, modelDir: req.modelDir });
-    this.failFinished(
-      new ClusterError(
-        'STORAGE',
-        `worker ${req.workerId} could not write the model to ${req.modelDir}: ${req.error}`,
-      ),
-    );
+    this.failure = `worker ${req.workerId} could not write the model to ${req.modelDir}: ${req.error}`;
+    this.failFinished(new ClusterError('STORAGE', this.failure));
+    this.notify(); // the other workers' long-polls answer 'finished', with the failure
   }
 
   leave(req: LeaveRequestMsg): void {
@@ -469,8 +469,9 @@ export class Coordinator {
   }
 }
 
-function finishedAssignment(generation: number): AssignmentMsg {
-  return { generation, rank: 0, worldSize: 0, ring: [], start: null, finished: true, stateSourceRank: -1 };
+function finishedAssignment(generation: number, failure: string | null): AssignmentMsg {
+  const done = { rank: 0, worldSize: 0, ring: [], start: null, finished: true, stateSourceRank: -1 };
+  return { generation, ...done, jobFailure: failure ?? '' };
 }
 
 /** `:port` or `0.0.0.0:port` becomes `<host the coordinator saw>:port`. */

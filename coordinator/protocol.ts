@@ -96,6 +96,8 @@ export interface AssignmentMsg {
   stateSourceRank: number;
   /** Training is over and this worker inherits the model write (its writer was lost); absent: false. */
   writeModel?: boolean;
+  /** With `finished`: why the job failed; '' or absent when it ended well. */
+  jobFailure?: string;
 }
 
 export interface StepReportMsg {

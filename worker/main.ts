@@ -330,6 +330,7 @@ async function trainGenerations(
       known = 0;
       continue;
     }
+    if (a.finished && a.jobFailure) throw new ClusterError('ABORTED', `the job failed: ${a.jobFailure}`);
     if (a.finished) break;
     known = a.generation;
     generations++;

@@ -221,13 +221,23 @@ async function trainToTheEnd(
   return { epoch: 2, position: 0, globalStep: progress.globalStep };
 }
 
-test('a writer that could not write the model fails the job with its error instead of leaving it waiting', async (t) => {
-  const { coordinator, client } = await startCluster(t, 1);
+test('a writer that could not write the model fails the job with its error, and the other workers hear of it', async (t) => {
+  const { coordinator, client } = await startCluster(t, 2);
   const signal = AbortSignal.timeout(10_000);
-  const w = await client.join(joinReq(5003), signal);
-  const { generation } = await client.getAssignment(w.workerId, 0, null, signal);
-  await trainToTheEnd(client, [w.workerId], generation, signal);
-  const done = { workerId: w.workerId, generation, modelDir: '/tmp/model' };
+  const workers = [await client.join(joinReq(5003), signal), await client.join(joinReq(5006), signal)];
+  const assigned = await Promise.all(workers.map((w) => client.getAssignment(w.workerId, 0, null, signal)));
+  const { generation } = assigned[0]!;
+  const after = await trainToTheEnd(
+    client,
+    workers.map((w) => w.workerId),
+    generation,
+    signal,
+  );
+  const writer = workers[assigned.findIndex((a) => a.rank === 0)]!;
+  const other = workers.find((w) => w !== writer)!;
+  // The other worker waits for its next assignment, as a worker whose trainer has finished does.
+  const waiting = client.getAssignment(other.workerId, generation, after, signal);
+  const done = { workerId: writer.workerId, generation, modelDir: '/tmp/model' };
   await client.reportDone({ ...done, workerId: 'w-not-the-writer', error: 'disk full' }, signal);
   const settled = coordinator.finished.then(
     () => 'settled',
@@ -237,10 +247,11 @@ test('a writer that could not write the model fails the job with its error inste
   await client.reportDone({ ...done, error: '/tmp/model: write failed: a parent is a file' }, signal);
   const err = await t.throwsAsync(coordinator.finished);
   t.true(isClusterError(err, 'STORAGE'), String(err));
-  t.is(
-    err?.message,
-    `worker ${w.workerId} could not write the model to /tmp/model: /tmp/model: write failed: a parent is a file`,
-  );
+  const failure = `worker ${writer.workerId} could not write the model to /tmp/model: /tmp/model: write failed: a parent is a file`;
+  t.is(err?.message, failure);
+  const last = await waiting;
+  t.true(last.finished);
+  t.is(last.jobFailure, failure, 'a worker told the job failed exits with an error, not as after a success');
 });
 
 test('a survivor inherits the model write when the writer is lost after the last epoch barrier', async (t) => {
