@@ -117,8 +117,8 @@ export function createLocalStorage(options: LocalStorageOptions = {}): Storage {
         await fs.unlink(url);
       } catch (err) {
         if (!isMissing(err)) throw toStorageError(url, 'delete', err, signal); // nothing there: done
-        return;
       }
+      // Also when the object was already gone: a prune interrupted after its last unlink left the folder.
       if (removeEmptyFolder) await removeIfEmpty(path.dirname(url));
     },
 

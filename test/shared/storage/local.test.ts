@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
@@ -259,6 +260,12 @@ test('local delete keeps an emptied folder unless asked; with removeEmptyFolder 
     'the emptied folder is gone, not its parent',
   );
   await storage.delete(path.join(ckpt, 'tensors.bin')); // deleting a missing object still succeeds
+  await fs.mkdir(ckpt);
+  await storage.delete(path.join(ckpt, 'tensors.bin'), { removeEmptyFolder: true });
+  t.false(
+    existsSync(ckpt),
+    'an empty folder left by an interrupted prune goes with the next delete of its object',
+  );
   await storage.write(path.join(ckpt, 'state.json'), Buffer.from('{"again":1}'));
   t.is((await storage.read(path.join(ckpt, 'state.json'))).toString(), '{"again":1}');
 });
