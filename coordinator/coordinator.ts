@@ -24,7 +24,7 @@ import {
   type StepReportMsg,
   unpackRows,
 } from './protocol.js';
-import { type PortProbe, RingFailureChecks } from './ring-failure.js';
+import { type PortProbe, type RefusedMember, RingFailureChecks } from './ring-failure.js';
 import type { EarlyStoppingState } from './schedule/early-stopping.js';
 import { inspectStall } from './stall.js';
 import { type CoordinatorStats, createCoordinatorStats } from './stats.js';
@@ -263,17 +263,10 @@ export class Coordinator {
    */
   private onRingFailure(reporter: string, generation: number, reason: string): void {
     if (generation !== this.members.generation) return;
-    const refused: { workerId: string; why: string }[] = [];
+    const members = this.members.members;
     void this.ringChecks
-      .check({
-        generation,
-        members: this.members.members,
-        reporter,
-        reason,
-        signal: this.probing.signal,
-        gone: (workerId, why) => refused.push({ workerId, why }),
-      })
-      .then(() => this.dropIfSilent(generation, refused));
+      .check({ generation, members, reporter, reason, signal: this.probing.signal })
+      .then((refused) => this.dropIfSilent(generation, refused));
   }
 
   /**
@@ -284,21 +277,20 @@ export class Coordinator {
    * Drops follow each other (each moves the generation on); any other membership change in between
    * voids the rest, and a second dead member is not left in the next ring for its heartbeat timeout.
    */
-  private async dropIfSilent(generation: number, refused: readonly { workerId: string; why: string }[]) {
+  private async dropIfSilent(generation: number, refused: readonly RefusedMember[]) {
     const lastSeen = new Map(refused.map((r) => [r.workerId, this.memberOf(r.workerId)?.lastSeenMs]));
     const due = Math.max(
       0,
       ...[...lastSeen.values()].map((seen) => (seen ?? 0) + 1.5 * this.opts.heartbeatIntervalMs),
     );
     const waitMs = due - this.clock.monotonic();
-    if (
-      waitMs > 0 &&
-      !(await sleep(waitMs, this.probing.signal).then(
-        () => true,
-        () => false,
-      ))
-    )
-      return;
+    if (waitMs > 0) {
+      try {
+        await sleep(waitMs, this.probing.signal);
+      } catch {
+        return; // closed
+      }
+    }
     let current = generation;
     for (const { workerId, why } of refused) {
       if (this.closed || this.members.generation !== current) return;

@@ -63,6 +63,12 @@ export interface RingMember {
   peerAddress: string;
 }
 
+/** A member whose peer port refused the probe, and why it may be dropped (step 4 decides). */
+export interface RefusedMember {
+  workerId: string;
+  why: string;
+}
+
 /** Step 2-3 of the protocol: at most one round of probes per generation. */
 export class RingFailureChecks {
   private readonly probed = new Set<number>();
@@ -73,8 +79,8 @@ export class RingFailureChecks {
   ) {}
 
   /**
-   * Probes the members other than `reporter`; once all probes have settled, `gone` is called for each
-   * whose port refused, one after another in one synchronous pass (the coordinator relies on it).
+   * Probes the members other than `reporter` and returns those whose port refused, with the reason to
+   * drop them; nothing for a generation already probed.
    */
   async check(o: {
     generation: number;
@@ -82,9 +88,8 @@ export class RingFailureChecks {
     reporter: string;
     reason: string;
     signal: AbortSignal;
-    gone: (workerId: string, reason: string) => void;
-  }): Promise<void> {
-    if (this.probed.has(o.generation)) return;
+  }): Promise<RefusedMember[]> {
+    if (this.probed.has(o.generation)) return [];
     this.probed.add(o.generation);
     this.log.info('ring failure reported; probing its members', {
       generation: o.generation,
@@ -98,12 +103,11 @@ export class RingFailureChecks {
     const results = await Promise.all(
       others.map((m) => this.probe(m.peerAddress, o.signal).catch(() => 'unknown' as const)),
     );
-    others.forEach((m, i) => {
-      if (results[i] !== 'refused') return;
-      o.gone(
-        m.workerId,
-        `its peer port ${m.peerAddress} refused a connection after ${o.reporter} reported: ${o.reason}`,
-      );
-    });
+    return others
+      .filter((_, i) => results[i] === 'refused')
+      .map((m) => ({
+        workerId: m.workerId,
+        why: `its peer port ${m.peerAddress} refused a connection after ${o.reporter} reported: ${o.reason}`,
+      }));
   }
 }

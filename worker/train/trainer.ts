@@ -180,7 +180,6 @@ export function createTrainer(options: TrainerOptions): Trainer {
     const started = performance.now();
     let losses: EpochLosses = EMPTY_EPOCH_LOSSES;
     let images = 0;
-    let records = 0;
     const skipped: BadRecord[] = [];
     let interrupted = false;
     try {
@@ -197,7 +196,6 @@ export function createTrainer(options: TrainerOptions): Trainer {
           batch.skipped.length,
         );
         images += batch.indices.length;
-        records += batch.indices.length + batch.skipped.length;
         skipped.push(...batch.skipped);
         losses = addStepLosses(losses, result.clsLoss, result.locLoss);
         logger.debug('train step', { epoch: epochPlan.epoch, step: k, lr, ...result });
@@ -222,7 +220,7 @@ export function createTrainer(options: TrainerOptions): Trainer {
     } finally {
       await prefetcher.close();
     }
-    badRecordLog.endEpoch(epochPlan.epoch, records, skipped);
+    badRecordLog.endEpoch(epochPlan.epoch, images + skipped.length, skipped);
     return { images, seconds: (performance.now() - started) / 1000, losses, interrupted };
   };
 
