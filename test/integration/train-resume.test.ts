@@ -142,13 +142,17 @@ async function corruptNewestAndResume(t: ExecutionContext, s: Setup, model: stri
   const [newest, previous] = complete;
   await corruptTensors(s.storage, newest!);
   const run = await resumeToTheEnd(t, s, model, previous!.url);
+  // The killed run may have begun the next checkpoint: that folder has no manifest and is skipped too.
   const skipped = logLines(run.stderr, 'skipping checkpoint');
-  t.deepEqual(
-    skipped.map((w) => w.url),
-    [newest!.url],
-  );
-  t.regex(String(skipped[0]?.reason), /tensors\.bin: sha256 [0-9a-f]{64} does not match the manifest/);
-  t.is(skipped[0]?.level, 40, 'a warning');
+  const corrupt = skipped.filter((w) => w.url === newest!.url);
+  t.is(corrupt.length, 1, 'the corrupted checkpoint is skipped once');
+  const [{ reason, level } = {}] = corrupt;
+  t.regex(String(reason), /tensors\.bin: sha256 [0-9a-f]{64} does not match the manifest/);
+  t.is(level, 40, 'a warning');
+  for (const other of skipped.filter((w) => w.url !== newest!.url)) {
+    t.regex(String(other.reason), /no manifest\.json \(incomplete write\)/, String(other.url));
+    t.true(String(other.url) > newest!.url, `${other.url} is newer than ${newest!.url}`);
+  }
 }
 
 const localSetup = (name: string): Setup => ({
