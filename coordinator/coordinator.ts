@@ -19,6 +19,7 @@ import {
   type JobSpecMsg,
   type JoinRequestMsg,
   type JoinResponseMsg,
+  LEAVE_JOB_FINISHED,
   type LeaveRequestMsg,
   type StepAckMsg,
   type StepReportMsg,
@@ -253,7 +254,9 @@ export class Coordinator {
   }
 
   leave(req: LeaveRequestMsg): void {
-    this.log.info('worker left', { workerId: req.workerId, reason: req.reason });
+    const fields = { workerId: req.workerId, reason: req.reason };
+    if (req.reason === LEAVE_JOB_FINISHED) this.log.info('worker left', fields);
+    else this.log.warn('worker left', fields);
     this.applyMembership(ms.onLeave(this.members, req.workerId, this.clock.monotonic()));
   }
 

@@ -151,8 +151,12 @@ export interface DoneReportMsg {
 
 export interface LeaveRequestMsg {
   workerId: string;
+  /** LEAVE_JOB_FINISHED after a finished job; anything else is logged as a warning (e.g. 'failed: ...'). */
   reason: string;
 }
+
+/** The reason a worker leaves with once the job has finished. */
+export const LEAVE_JOB_FINISHED = 'job finished';
 
 /** Float32 rows packed little-endian into bytes, as EpochReport carries them. */
 export function packRows(rows: Float32Array): Buffer {

@@ -11,7 +11,12 @@
  */
 import { hostname } from 'node:os';
 import { createCheckpointStore, loadCheckpoint } from '../coordinator/checkpoint/store.js';
-import type { AssignmentMsg, JoinResponseMsg, ProgressMsg } from '../coordinator/protocol.js';
+import {
+  type AssignmentMsg,
+  type JoinResponseMsg,
+  LEAVE_JOB_FINISHED,
+  type ProgressMsg,
+} from '../coordinator/protocol.js';
 import { compileHyperparameters } from '../shared/config/compile.js';
 import type { Hyperparameters } from '../shared/config/hyperparameters.js';
 import { ClusterError, ConfigError, errorMessage, isAbortError, isClusterError } from '../shared/errors.js';
@@ -150,23 +155,30 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
     closers.push(() => session.close());
     const storage = createStorage({ s3Endpoint: joined.job.s3Endpoint || undefined, env: o.env });
     closers.push(() => storage.close());
-    const job = await prepareJob(o, joined, {
-      storage,
-      log,
-      closers,
-      transport,
-      session,
-      metrics: metricsEndpoint.metrics,
-      timeline,
-    });
-    return await trainGenerations(o, joined, job, {
-      session,
-      transport,
-      storage,
-      log,
-      rejoin,
-      stateProvider,
-    });
+    try {
+      const job = await prepareJob(o, joined, {
+        storage,
+        log,
+        closers,
+        transport,
+        session,
+        metrics: metricsEndpoint.metrics,
+        timeline,
+      });
+      return await trainGenerations(o, joined, job, {
+        session,
+        transport,
+        storage,
+        log,
+        rejoin,
+        stateProvider,
+      });
+    } catch (err) {
+      // Gone at once, with the cause for the coordinator's log, rather than at a heartbeat timeout.
+      if (!isClusterError(err, 'COORDINATOR_LOST'))
+        await client.leave(joined.workerId, o.signal.aborted ? 'stopped' : `failed: ${errorMessage(err)}`);
+      throw err;
+    }
   } finally {
     for (const close of closers.reverse()) await close();
   }
@@ -407,7 +419,7 @@ async function trainGenerations(
     }
   }
   log.debug('decode cache', { ...decodeCacheStats() });
-  await session.client.leave(workerId, 'job finished');
+  await session.client.leave(workerId, LEAVE_JOB_FINISHED);
   return { workerId, generations, wroteModel };
 }
 
