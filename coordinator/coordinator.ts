@@ -3,9 +3,9 @@ import { deferred, raceAbort, sleep } from '../shared/abort.js';
 import { type Clock, systemClock } from '../shared/clock.js';
 import type { Hyperparameters } from '../shared/config/hyperparameters.js';
 import { ClusterError } from '../shared/errors.js';
-import { VocMapAccumulator } from '../shared/eval/voc-map.js';
 import { type Logger, noopLogger } from '../shared/logging.js';
 import { SSD_CLUSTER_VERSION, versionMismatch } from '../shared/version.js';
+import { mapFromRows, validationMapOf } from '../worker/train/validation.js';
 import * as job from './job/job.js';
 import * as ms from './membership/membership.js';
 import {
@@ -382,18 +382,11 @@ export class Coordinator {
 
   private computeMap(payloads: EpochPayload[]): number {
     if (!this.opts.spec.validationUrl) return Number.NaN;
-    const acc = new VocMapAccumulator({
-      metric: 'voc07',
-      iouThreshold: this.opts.hp.overlap_threshold,
-      pixelOffset: 1,
-    });
-    for (const p of payloads) {
-      acc.addGroundTruthRows(p.groundTruth);
-      acc.addDetectionRows(p.detections);
-    }
-    // As one process does (worker/train/trainer.ts): no class with ground truth counts as mAP 0.
-    const { map } = acc.compute();
-    return Number.isNaN(map) ? 0 : map;
+    // The rule one process applies (validationMapOf): no class with ground truth gives no mAP (NaN
+    // here, null to the workers and in the summary), not 0.
+    const map = validationMapOf(mapFromRows(payloads, { iouThreshold: this.opts.hp.overlap_threshold }));
+    if (map === null) this.log.warn('validation has no ground truth; no mAP this epoch');
+    return map ?? Number.NaN;
   }
 
   private applyMembership(t: ms.Transition): void {

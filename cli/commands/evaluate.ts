@@ -11,6 +11,7 @@ import {
   evaluateModel,
 } from '../../worker/inference/evaluate-model.js';
 import { detectionsJson, groundTruthJson } from '../../worker/inference/map-files.js';
+import { validationMapOf } from '../../worker/train/validation.js';
 import { intFlag, numberFlag, parseCommandArgs, requireFlag } from '../args.js';
 import { parseOnBadRecord, parseThreadsFlag } from '../cluster-options.js';
 import { type CliCommand, writeJsonLine } from '../command.js';
@@ -24,7 +25,7 @@ nms_topk, and the VOC07 11-point mAP in pixel coordinates at the model's overlap
 JSON line on stdout:
   {"mAP", "ap": {"<class>": x, ...}, "images", "skipped", "seconds", "imagesPerSecond", "metric", "iou"}
 ap is keyed by the names in the model's classes.json (else the class id) and lists the classes with
-non-difficult ground truth; mAP is null when there is none. seconds and imagesPerSecond cover the
+non-difficult ground truth; mAP is null when there is none (train reports no mAP then either). seconds and imagesPerSecond cover the
 detection pass (reading, decoding, network, NMS), not loading the model.
 
   --model MODEL              the trained model (required): the directory 'ssd-cluster train --model-dir'
@@ -115,7 +116,7 @@ export function evaluationLine(e: Evaluation) {
     result.classes.map((c) => [e.classes?.[c.classId] ?? String(c.classId), c.ap]),
   );
   return {
-    mAP: Number.isNaN(result.map) ? null : result.map,
+    mAP: validationMapOf(result),
     ap,
     images: e.rows.images,
     skipped: e.skipped.length,

@@ -111,11 +111,19 @@ test.serial('map on the files of --ground-truth-out and --detections-out prints 
   t.deepEqual(Object.values(result.ap), Object.values(evaluated.ap));
 });
 
-/** The validation set as a folder of JPEGs with SageMaker JSON annotations in a separate folder. */
-async function validationAsFolder(): Promise<{ images: string; annotations: string }> {
+/**
+ * The validation set as a folder of JPEGs with SageMaker JSON annotations in a separate folder (or the
+ * same one), keeping the objects of the classes `keep` accepts.
+ */
+async function validationAsFolder(
+  name = 'folder',
+  options: { keep?: (classId: number) => boolean; beside?: boolean } = {},
+): Promise<{ images: string; annotations: string }> {
+  const keep = options.keep ?? (() => true);
   const storage = createLocalStorage();
   const dataset = await openDataset(data.validation, { storage });
-  const folders = { images: data.path('folder', 'images'), annotations: data.path('folder', 'annotations') };
+  const images = data.path(name, 'images');
+  const folders = { images, annotations: options.beside ? images : data.path(name, 'annotations') };
   try {
     for (const dir of Object.values(folders)) await fs.mkdir(dir, { recursive: true });
     const size = data.options.imageSize;
@@ -126,7 +134,7 @@ async function validationAsFolder(): Promise<{ images: string; annotations: stri
       const annotations = Array.from(gt.classes, (c, k) => {
         const [x1, y1, x2, y2] = Array.from(gt.boxes.subarray(4 * k, 4 * k + 4), (v) => v * size);
         return { class_id: c, left: x1!, top: y1!, width: x2! - x1!, height: y2! - y1! };
-      });
+      }).filter((o) => keep(o.class_id));
       const json = { file, image_size: [{ width: size, height: size, depth: 3 }], annotations };
       await fs.writeFile(path.join(folders.annotations, file.replace('.jpg', '.json')), JSON.stringify(json));
     }
@@ -152,6 +160,42 @@ test.serial('evaluate takes a folder of images with --annotation and names its i
   const mapped = await runCli(['map', '--ground-truth', files.gt, '--detections', files.det]);
   t.is(onlyLine(mapped).mAP, evaluated.mAP);
 });
+
+/** `train` with `validation` as its validation channel, then `evaluate` of its model on the same data. */
+async function trainThenEvaluate(name: string, validation: string) {
+  const modelDir = data.path(name, 'model');
+  const trainRun = await runCli([
+    ...['train', ...tinySsdFlags(data), '--mini-batch-size', '8', '--epochs', '1'],
+    ...['--learning-rate', '0.01', '--train', data.train, '--validation', validation],
+    ...['--model-dir', modelDir, '--backend', 'wasm', '--seed', '5'],
+  ]);
+  if (trainRun.code !== 0) throw new Error(`train failed (${trainRun.code}): ${trainRun.stderr}`);
+  const evaluated = await evaluate(['--model', modelDir, '--data', validation]);
+  return { trained: JSON.parse(trainRun.stdout.trim()), trainRun, evaluated: onlyLine(evaluated) };
+}
+
+test.serial(
+  'train and evaluate report the same mAP when classes or all ground truth are missing (SPEC: nanmean)',
+  async (t) => {
+    // Classes 0 and 1 have no ground truth: both leave them out of the mean rather than counting 0.
+    const some = await validationAsFolder('without-two-classes', { keep: (c) => c > 1, beside: true });
+    const partial = await trainThenEvaluate('without-two-classes', some.images);
+    t.is(typeof partial.evaluated.mAP, 'number');
+    t.is(partial.trained.validationMap, partial.evaluated.mAP);
+    t.true(partial.trainRun.stderr.includes('validation mAP <score>=('), partial.trainRun.stderr);
+    const classes = JSON.parse(await fs.readFile(data.data('classes.json'), 'utf8')) as string[];
+    const apKeys = Object.keys(partial.evaluated.ap);
+    t.true(apKeys.length > 0, 'some classes are evaluated');
+    t.false(apKeys.includes(classes[0]!) || apKeys.includes(classes[1]!), apKeys.join(', '));
+
+    // No ground truth at all: the mean is undefined, null from both (train logs no validation mAP line).
+    const none = await validationAsFolder('without-truth', { keep: () => false, beside: true });
+    const empty = await trainThenEvaluate('without-truth', none.images);
+    t.is(empty.evaluated.mAP, null);
+    t.is(empty.trained.validationMap, null);
+    t.false(empty.trainRun.stderr.includes('validation mAP'), empty.trainRun.stderr);
+  },
+);
 
 test.serial(
   'evaluate reads the model archive and the data from s3:// and writes the map files there',

@@ -283,3 +283,16 @@ test('a survivor inherits the model write when the writer is lost after the last
   );
   t.is((await coordinator.finished).epochs, 2);
 });
+
+test('a validation set without ground truth gives no mAP (null), as train and evaluate report it, not 0', async (t) => {
+  const { coordinator, client } = await startCluster(t, 1);
+  const signal = AbortSignal.timeout(10_000);
+  const worker = await client.join(joinReq(5007), signal);
+  const { generation } = await client.getAssignment(worker.workerId, 0, null, signal);
+  await trainToTheEnd(client, [worker.workerId], generation, signal);
+  await client.reportDone({ workerId: worker.workerId, generation, modelDir: '/tmp/model' }, signal);
+  const summary = await coordinator.finished;
+  t.is(summary.epochs, 2);
+  t.is(summary.validationMap, null);
+  t.is(coordinator.stats.validationMap, null);
+});

@@ -6,7 +6,7 @@ import type { Hyperparameters } from '../../shared/config/hyperparameters.js';
 import type { Logger } from '../../shared/logging.js';
 import type { StepResult } from './step.js';
 import type { TrainingProgress } from './trainer-state.js';
-import { mapFromRows, type ValidationRows } from './validation.js';
+import { mapFromRows, type ValidationRows, validationMapOf } from './validation.js';
 
 /** What one step did, as the cluster reports it to the coordinator. */
 export interface StepInfo {
@@ -50,11 +50,10 @@ export function soloCollective(hp: Pick<Hyperparameters, 'overlap_threshold'>, l
     afterStep: async () => true,
     decideEpoch: async (epoch, rows) => {
       if (!rows) return { validationMap: null, stop: false };
-      const result = mapFromRows([rows], { iouThreshold: hp.overlap_threshold });
-      // No class with ground truth at all (an empty or all-difficult validation set): count it as 0.
-      if (Number.isNaN(result.map))
-        logger.warn('validation has no ground truth; mAP counted as 0', { epoch });
-      return { validationMap: Number.isNaN(result.map) ? 0 : result.map, stop: false };
+      const validationMap = validationMapOf(mapFromRows([rows], { iouThreshold: hp.overlap_threshold }));
+      // No class with ground truth at all (an empty or all-difficult validation set): no mAP (SPEC).
+      if (validationMap === null) logger.warn('validation has no ground truth; no mAP this epoch', { epoch });
+      return { validationMap, stop: false };
     },
   };
 }

@@ -9,7 +9,8 @@
  *       ground truth [image, class, xmin, ymin, xmax, ymax, difficult]  (7 per row)
  *     image = the sample index; boxes = normalised corners x the original width and height.
  *  2. mapFromRows (pure) feeds any number of such row sets, from any number of workers in any order,
- *     to the VOC accumulator (difficult boxes ignored, +1 pixel convention, IoU >= overlap_threshold).
+ *     to the VOC accumulator (difficult boxes ignored, +1 pixel convention, IoU >= overlap_threshold);
+ *     validationMapOf turns its result into the reported validation:mAP.
  * A sample that fails to load as bad data (skip mode) contributes neither detections nor ground truth.
  */
 import type * as tfc from '@tensorflow/tfjs-core';
@@ -89,6 +90,16 @@ export function mapFromRows(
     acc.addDetectionRows(rows.detections);
   }
   return acc.compute();
+}
+
+/**
+ * validation:mAP from a VOC result, the one rule `train`, the cluster and `evaluate` share (SPEC Part 2,
+ * section 3): the mean AP over the classes with non-difficult ground truth (GluonCV's nanmean), so a
+ * class without ground truth is left out rather than counted as 0. With no such class at all the mean
+ * is undefined: null (no #quality_metric line, no early-stopping update), never 0.
+ */
+export function validationMapOf(result: Pick<VocMapResult, 'map'>): number | null {
+  return Number.isNaN(result.map) ? null : result.map;
 }
 
 /** Class probabilities and box offsets of a batch, downloaded (all tensors disposed). */
