@@ -16,6 +16,7 @@
 import { RecordIOError } from '../errors.js';
 import {
   CFLAG,
+  firstAlignedMagic,
   lrecCflag,
   lrecLength,
   MAGIC_BYTES,
@@ -133,6 +134,8 @@ export class RecordDecoder {
       const length = lrec & RECORDIO_MAX_LENGTH;
       const end = pos + RECORD_HEADER_BYTES + paddedLength(length);
       if (end > chunk.length || length > this.maxRecordBytes) break;
+      // A damaged length: the general path below reports it.
+      if (firstAlignedMagic(chunk.subarray(pos + RECORD_HEADER_BYTES, end)) >= 0) break;
       out.push({
         offset: this.chunkOffset + pos,
         payload: chunk.subarray(pos + RECORD_HEADER_BYTES, pos + RECORD_HEADER_BYTES + length),
@@ -165,7 +168,9 @@ export class RecordDecoder {
         if (this.partFill === 0) this.partBody = Buffer.allocUnsafe(this.partLength);
         chunk.copy(this.partBody, this.partFill, pos, pos + n);
       }
+      const from = this.partFill;
       this.partFill += n;
+      this.checkPartData(from);
       if (this.partFill === this.partLength) this.afterBody(out);
       return pos + n;
     }
@@ -229,6 +234,24 @@ export class RecordDecoder {
         `bad cflag sequence: cflag ${cflag} (${cflag === CFLAG.middle ? 'middle' : 'last'} part) without a first part`,
       );
     }
+  }
+
+  /**
+   * The part's data so far, from `from` on, holds no aligned magic word. The writer escapes every one,
+   * so a hit is a part head that this part's length runs over: the length is damaged. Checked as the
+   * data arrives, so a huge damaged length fails at the first head it swallows; and a record that
+   * passes holds no head a byte-range scan could resynchronise on (range-scan.ts relies on this).
+   */
+  private checkPartData(from: number): void {
+    const hit = firstAlignedMagic(this.partBody.subarray(0, this.partFill), from & ~3);
+    if (hit < 0) return;
+    const what = this.partOffset === this.recordOffset ? 'the record' : `its part at byte ${this.partOffset}`;
+    throw new RecordIOError(
+      this.source,
+      this.recordOffset,
+      `damaged length: ${what} claims ${this.partLength} bytes, running over the record head at byte ` +
+        `${this.partOffset + RECORD_HEADER_BYTES + hit} (data never holds an aligned magic word: the writer escapes them)`,
+    );
   }
 
   private afterBody(out: DecodedRecord[]): void {

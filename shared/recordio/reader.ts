@@ -8,7 +8,7 @@ import type { ByteRange, Storage } from '../storage/storage.js';
 import { replaceExtension } from '../storage/url.js';
 import { type DecodedRecord, RecordDecoder } from './decoder.js';
 import { type IndexEntry, parseIndexFile, type RecordKey } from './index-file.js';
-import { scanRecords } from './range-scan.js';
+import { type CorruptData, scanRecords } from './range-scan.js';
 import { recordHeadProblem } from './record.js';
 
 export interface OpenRecordIOOptions {
@@ -30,6 +30,11 @@ export interface ScanOptions {
    * is requested: copy a payload you keep. Default false.
    */
   reuseBuffers?: boolean;
+  /**
+   * Skip corrupt data instead of failing: each spot is reported here, in file order with the records,
+   * and the scan resynchronises on the next record head (range-scan.ts, step 4).
+   */
+  onCorrupt?: (corrupt: CorruptData) => void;
 }
 
 export interface RecordIOSource {
@@ -119,6 +124,7 @@ class StorageRecordIOSource implements RecordIOSource {
       range: options.range,
       signal: options.signal,
       reuseBuffers: options.reuseBuffers,
+      onCorrupt: options.onCorrupt,
     });
   }
 

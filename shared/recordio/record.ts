@@ -49,26 +49,30 @@ export function paddedLength(length: number): number {
 
 /**
  * Aligned offsets (below `len & ~3`) where the payload holds the magic word, i.e. where the writer
- * splits the record. Uses Buffer.indexOf (memmem) and keeps only 4-aligned hits.
+ * splits the record.
  */
 export function findAlignedMagics(payload: Uint8Array): number[] {
-  const buf = Buffer.isBuffer(payload)
-    ? payload
-    : Buffer.from(payload.buffer, payload.byteOffset, payload.length);
-  const limit = buf.length & ~3;
   const hits: number[] = [];
-  let from = 0;
-  while (from < limit) {
-    const i = buf.indexOf(MAGIC_BYTES, from);
-    if (i < 0 || i >= limit) break;
-    if ((i & 3) === 0) {
-      hits.push(i);
-      from = i + 4;
-    } else {
-      from = i + 1;
-    }
-  }
+  for (let i = firstAlignedMagic(payload); i >= 0; i = firstAlignedMagic(payload, i + 4)) hits.push(i);
   return hits;
+}
+
+/**
+ * The first 4-aligned offset at or after `from` where `data` holds the whole magic word, or -1. Uses
+ * Buffer.indexOf (memmem) and skips unaligned hits. In a part's data (which starts 4-aligned in the
+ * file) a hit means a damaged length: the writer escapes every aligned magic word in data.
+ */
+export function firstAlignedMagic(data: Uint8Array, from = 0): number {
+  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
+  const limit = buf.length & ~3;
+  let i = from;
+  while (i < limit) {
+    i = buf.indexOf(MAGIC_BYTES, i);
+    if (i < 0 || i >= limit) return -1;
+    if ((i & 3) === 0) return i;
+    i++;
+  }
+  return -1;
 }
 
 /** Encodes one record exactly as dmlc-core's RecordIOWriter::WriteRecord does. */
