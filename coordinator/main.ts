@@ -56,7 +56,17 @@ export function withScaling(summary: TrainingSummary, stats: CoordinatorStats): 
   return { ...summary, speedup: finite(speedup), scalingEfficiency: finite(efficiency) };
 }
 
-/** Counts the train records and checks num_training_samples against them (SageMaker requires equality). */
+const CORRUPT_RECORDS_COUNT = 'corrupt records count too: training skips them and logs each one';
+
+/**
+ * Counts the train records and checks num_training_samples against them (SageMaker requires equality).
+ * The count is every record the file holds, corrupt ones included: it is the .idx's line count, and a
+ * .rec without .idx counts each damaged record the scan finds too (worker/data/recordio-dataset.ts),
+ * so one file gives one count. A corrupt record stays a sample: the sharding plan and the learning-rate
+ * schedule's steps per epoch count it, and training skips it when it reads it and logs it in the epoch's
+ * bad-record summary. Counting only the good ones would need a read of every record before training
+ * (with an .idx nothing else reads them all), and would change the setting whenever a record is damaged.
+ */
 export async function checkTrainData(
   spec: JobSpecMsg,
   hp: Readonly<Hyperparameters>,
@@ -68,7 +78,7 @@ export async function checkTrainData(
   });
   try {
     const problem = checkNumTrainingSamples(hp, dataset.size);
-    if (problem) throw new ConfigError([`${problem} (${spec.trainUrl})`]);
+    if (problem) throw new ConfigError([`${problem} (${spec.trainUrl}; ${CORRUPT_RECORDS_COUNT})`]);
     return dataset.size;
   } finally {
     await dataset.close();

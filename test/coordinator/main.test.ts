@@ -1,8 +1,15 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import test from 'ava';
-import { clusterProgress } from '../../coordinator/main.js';
+import { checkTrainData, clusterProgress } from '../../coordinator/main.js';
 import type { StepReportMsg } from '../../coordinator/protocol.js';
 import { createCoordinatorStats } from '../../coordinator/stats.js';
 import { FakeClock } from '../../shared/clock.js';
+import { ConfigError } from '../../shared/errors.js';
+import { openRecordIOWriter } from '../../shared/recordio/writer.js';
+import { createLocalStorage } from '../../shared/storage/local.js';
+import { syntheticPayloads, tempDir } from '../helpers/recordio-fixtures.js';
+import { testHyperparameters, testJobSpec } from './fixtures.js';
 
 function report(rank: number, step: number, crossEntropy: number): StepReportMsg {
   return {
@@ -56,4 +63,28 @@ test('cluster progress rates the first step by its own duration, as ssd_cluster_
   stats.onCommit({ epoch: 0, position: 8, globalStep: 1 });
   bar.stop();
   t.regex(lines[0] ?? '', /^progress epoch 1\/1 step 1\/3 \(33\.3%\) 61\.5 img\/s loss 10\.000 /);
+});
+
+test('the train record count is the same with and without the .idx when a length is damaged', async (t) => {
+  const dir = await tempDir(t);
+  const trainUrl = path.join(dir, 'train.rec');
+  const storage = createLocalStorage();
+  const writer = await openRecordIOWriter(trainUrl, { storage });
+  const offsets: number[] = [];
+  for (const [key, payload] of syntheticPayloads(5, 16, 250).entries()) {
+    offsets.push(writer.sizeBytes);
+    await writer.append(key, payload);
+  }
+  await writer.close();
+  const bytes = await fs.readFile(trainUrl);
+  bytes[offsets[3]! + 5] = bytes[offsets[3]! + 5]! ^ 0x04; // the length now runs 1024 bytes on
+  t.true(offsets[3]! + 1024 < bytes.length);
+  await fs.writeFile(trainUrl, bytes);
+  const spec = { ...testJobSpec, trainUrl };
+  const hp = (n: number) => ({ ...testHyperparameters, num_training_samples: n });
+  t.is(await checkTrainData(spec, hp(16), storage), 16);
+  await fs.rm(path.join(dir, 'train.idx'));
+  t.is(await checkTrainData(spec, hp(16), storage), 16);
+  const err = await t.throwsAsync(checkTrainData(spec, hp(15), storage), { instanceOf: ConfigError });
+  t.regex(err!.message, /has 16 records; set num_training_samples to 16 .*corrupt records count too/);
 });

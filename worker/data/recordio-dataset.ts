@@ -3,14 +3,19 @@
  * (the order coordinator/sharding/plan.ts assumes), read with one ranged read (S3 GET with Range).
  *
  * Without an `.idx`, open() scans the file once to collect record offsets. Corrupt framing met by the
- * scan (a bad magic, a cut-off record) is skipped with a warning naming the file and offset (or fails,
- * with onBadRecord 'fail'): the scan restarts just past the bad spot and resynchronises on the next
- * record head, so later records still count. Image and label problems are found by read().
+ * scan is skipped with a warning naming the file and offset (or fails, with onBadRecord 'fail'), and the
+ * scan resynchronises on the next record head, so every intact record after it is found (range-scan.ts).
+ * The size is the one the `.idx` would give: a damaged record (a valid head whose record does not decode,
+ * or a header with one damaged word) stays a sample, whose read() fails, so training skips it and its
+ * bad-record log counts it (see checkTrainData in coordinator/main.ts for why corrupt records count).
+ * Only bytes that frame no record at all are left out, listed in skippedAtOpen. Image and label
+ * problems are found by read().
  */
 import { errorMessage, RecordIOError } from '../../shared/errors.js';
 import { noopLogger } from '../../shared/logging.js';
 import { expectDetectionLabel } from '../../shared/recordio/detection-label.js';
 import { parseImageRecord } from '../../shared/recordio/image-record.js';
+import type { CorruptData } from '../../shared/recordio/range-scan.js';
 import { openRecordIO, type RecordIOSource } from '../../shared/recordio/reader.js';
 import {
   type Dataset,
@@ -41,7 +46,10 @@ export async function openRecordIODataset(url: string, options: OpenDatasetOptio
   }
 }
 
-/** Record offsets in file order, resynchronising past corrupt framing (see the file comment). */
+/**
+ * Record offsets in file order. Corrupt framing is skipped (see the file comment); a damaged record
+ * stays a sample, so that the count is the one its .idx would give (see openRecordIODataset).
+ */
 async function scanOffsets(
   source: RecordIOSource,
   options: OpenDatasetOptions,
@@ -49,22 +57,21 @@ async function scanOffsets(
   const logger = options.logger ?? noopLogger;
   const offsets: number[] = [];
   const skipped: SkippedInput[] = [];
-  let start = 0;
-  while (start < source.sizeBytes) {
-    try {
-      const range = { start, end: source.sizeBytes };
-      for await (const record of source.scan({ range, signal: options.signal })) offsets.push(record.offset);
-      break;
-    } catch (err) {
-      if (!(err instanceof RecordIOError) || options.onBadRecord === 'fail') throw err;
-      const entry = { source: `${source.url}@${err.offset}`, reason: errorMessage(err) };
+  const onCorrupt = (corrupt: CorruptData) => {
+    const entry = { source: `${source.url}@${corrupt.offset}`, reason: errorMessage(corrupt.error) };
+    if (corrupt.isRecord) {
+      offsets.push(corrupt.offset);
+      logger.warn('corrupt RecordIO record: kept as a sample, which training skips', entry);
+    } else {
       skipped.push(entry);
       logger.warn('skipped corrupt RecordIO data', entry);
-      // Always move forward: past the bad spot, past the last good record and past this attempt's start.
-      const resume = Math.max(err.offset, offsets.at(-1) ?? -1, start) + 1;
-      start = Math.ceil(resume / 4) * 4;
     }
-  }
+  };
+  const scanOptions = {
+    signal: options.signal,
+    onCorrupt: options.onBadRecord === 'fail' ? undefined : onCorrupt,
+  };
+  for await (const record of source.scan(scanOptions)) offsets.push(record.offset);
   return { offsets, skipped };
 }
 

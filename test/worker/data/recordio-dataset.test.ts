@@ -5,6 +5,7 @@ import { isClusterError, RecordIOError } from '../../../shared/errors.js';
 import { createMemoryLogger } from '../../../shared/logging.js';
 import { encodeDetectionLabel } from '../../../shared/recordio/detection-label.js';
 import { encodeImageRecord } from '../../../shared/recordio/image-record.js';
+import { openRecordIOWriter } from '../../../shared/recordio/writer.js';
 import { createLocalStorage } from '../../../shared/storage/local.js';
 import { createStorage } from '../../../shared/storage/open-storage.js';
 import type { Storage } from '../../../shared/storage/storage.js';
@@ -119,7 +120,7 @@ test('difficult flags of six-wide RecordIO objects reach the ground truth', asyn
   t.deepEqual(Array.from(sample.gt.difficult), [1, 0]);
 });
 
-test('scanning a .rec without .idx skips a record with a bad magic, names its offset and keeps the rest', async (t) => {
+test('a .rec with a damaged magic has the same size without its .idx: the damaged sample fails to read', async (t) => {
   const dir = await tempDir(t);
   const image = await encodeRgb(rectangleRgb(8, 8, [], [0, 0, 0], [9, 9, 9]), 8, 8);
   const payloads = [0, 1, 2, 3].map((id) => detectionPayload(id, image, []));
@@ -128,18 +129,52 @@ test('scanning a .rec without .idx skips a record with a bad magic, names its of
   await fs.writeFile(url, bytes);
   const logger = createMemoryLogger();
   const dataset = await open(t, url, { logger });
-  t.is(dataset.size, 3);
+  t.is(dataset.size, 4, 'as many samples as an .idx would list');
   t.deepEqual(
-    [0, 1, 2].map((i) => dataset.sourceOf(i)),
-    [offsets[0], offsets[2], offsets[3]].map((o) => `${url}@${o}`),
+    [0, 1, 2, 3].map((i) => dataset.sourceOf(i)),
+    offsets.map((o) => `${url}@${o}`),
   );
-  t.is(dataset.skippedAtOpen.length, 1);
-  t.is(dataset.skippedAtOpen[0]!.source, `${url}@${offsets[1]}`);
-  t.regex(dataset.skippedAtOpen[0]!.reason, /magic/);
+  t.deepEqual(dataset.skippedAtOpen, [], 'a corrupt record is a sample, skipped when training reads it');
   t.like(logger.entries[0], { level: 'warn', fields: { source: `${url}@${offsets[1]}` } });
+  const err = await t.throwsAsync(dataset.read(1), { instanceOf: RecordIOError });
+  t.regex(err!.message, /magic/);
+  t.is((await dataset.read(2)).index, 2);
   const strict = openDataset(url, { storage: createLocalStorage(), onBadRecord: 'fail' });
-  const err = await t.throwsAsync(strict, { instanceOf: RecordIOError });
-  t.is(err!.offset, offsets[1]!);
+  const strictErr = await t.throwsAsync(strict, { instanceOf: RecordIOError });
+  t.is(strictErr!.offset, offsets[1]!);
+});
+
+test('a .rec with a damaged length has the same samples with and without its .idx; only that one fails', async (t) => {
+  const dir = await tempDir(t);
+  const url = path.join(dir, 'damaged.rec');
+  const writer = await openRecordIOWriter(url, { storage: createLocalStorage() });
+  const offsets: number[] = [];
+  for (let id = 0; id < 6; id++) {
+    const image = await encodeRgb(rectangleRgb(8, 8, [], [id, 0, 0], [9, 9, 9]), 8, 8);
+    offsets.push(writer.sizeBytes);
+    await writer.append(id, detectionPayload(id, image, []));
+  }
+  await writer.close();
+  const bytes = await fs.readFile(url);
+  const victim = 2;
+  const lrecAt = offsets[victim]! + 4;
+  // One byte of the length bits flipped: the length now runs past the record, still inside the file.
+  bytes[lrecAt + 1] = bytes[lrecAt + 1]! ^ 0x01;
+  const claimedEnd = offsets[victim]! + 8 + (bytes.readUInt32LE(lrecAt) & (2 ** 29 - 1));
+  t.true(claimedEnd > offsets[victim + 1]! && claimedEnd < bytes.length, `claimed end ${claimedEnd}`);
+  await fs.writeFile(url, bytes);
+  const indexed = await open(t, url);
+  await fs.rm(path.join(dir, 'damaged.idx'));
+  const scanned = await open(t, url);
+  t.is(scanned.size, indexed.size);
+  t.is(scanned.size, 6);
+  for (let i = 0; i < 6; i++) {
+    t.is(scanned.sourceOf(i), indexed.sourceOf(i));
+    for (const dataset of [indexed, scanned]) {
+      if (i === victim) await t.throwsAsync(dataset.read(i), { instanceOf: RecordIOError });
+      else t.is((await dataset.read(i)).source, `${url}@${offsets[i]}`);
+    }
+  }
 });
 
 test('a .rec dataset on S3 reads each sample with a ranged GET', async (t) => {
