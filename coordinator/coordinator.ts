@@ -407,6 +407,7 @@ export class Coordinator {
     this.job = t.state;
     for (const e of t.events) {
       if (e.type === 'committed' || e.type === 'epoch-decided') this.progressed();
+      if (e.type === 'assignment-ready') this.stats.onStart(e.start);
       if (e.type === 'committed') {
         this.stats.onCommit(e.progress);
         this.log.debug('step committed', { ...e.progress, generation: this.members.generation });

@@ -1,6 +1,7 @@
 /**
  * The coordinator's Prometheus metrics on an injected Registry. Counters and the step histogram are
- * fed by every StepReport (CoordinatorStats.stepListeners); state gauges are computed in collect()
+ * fed by every StepReport (CoordinatorStats.stepListeners), except ssd_cluster_images_total: the
+ * images of committed steps, counted once (CoordinatorStats.imagesTotal); state gauges are computed in collect()
  * from what the coordinator has seen, so a scrape always reads the current state.
  *
  *   speedup    = cluster images/s / single-worker images/s
@@ -78,7 +79,14 @@ export function createCoordinatorMetrics(
   const clock = options.clock ?? systemClock;
   const workers = () => source.membership().members.length;
   if (options.defaultMetrics !== false) registerProcessMetrics(registry);
-  const training = createTrainingMetrics(registry, { clock, ranks: workers, windowMs: options.windowMs });
+  // Like the counters fed by step reports, images_total stops moving at close().
+  let imagesAtClose: number | undefined;
+  const training = createTrainingMetrics(registry, {
+    clock,
+    ranks: workers,
+    windowMs: options.windowMs,
+    imagesTotal: () => imagesAtClose ?? source.stats.imagesTotal,
+  });
   registerStateGauges(registry, source);
   registerScalingGauges(registry, training, clock, workers, options.windowMs ?? DEFAULT_WINDOW_MS);
   const listener = (report: StepReportMsg) => training.observeStep(stepObservation(report));
@@ -86,6 +94,7 @@ export function createCoordinatorMetrics(
   return {
     training,
     close() {
+      imagesAtClose ??= source.stats.imagesTotal;
       const i = source.stats.stepListeners.indexOf(listener);
       if (i >= 0) source.stats.stepListeners.splice(i, 1);
     },

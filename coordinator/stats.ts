@@ -1,6 +1,7 @@
 import type { Clock } from '../shared/clock.js';
 import { estimateScaling, type ScalingEstimate } from '../shared/metrics/scaling.js';
 import { addSample, createStepWindow, DEFAULT_WINDOW_MS, throughput } from '../shared/metrics/step-window.js';
+import { CommittedImages } from './committed-images.js';
 import type { Progress } from './job/job.js';
 import { stepObservation } from './metrics.js';
 import type { PositionMsg, StepReportMsg } from './protocol.js';
@@ -17,7 +18,8 @@ export interface WorkerPositionSeen {
  * over a sliding window, generations, restarts, epochs.
  */
 export interface CoordinatorStats {
-  imagesTotal: number;
+  /** Images trained into the model, each step once (committed-images.ts): reports wait for the commit. */
+  readonly imagesTotal: number;
   generation: number;
   workers: number;
   restarts: number;
@@ -44,6 +46,8 @@ export interface CoordinatorStats {
   onGeneration(generation: number, workers: number): void;
   onRestart(): void;
   onCommit(progress: Progress): void;
+  /** A generation's start (every member asked for its assignment): steps after it will be repeated. */
+  onStart(start: Progress): void;
   onEpoch(epoch: number, validationMap: number): void;
   /**
    * Cluster images per second over the step window: ssd_cluster_images_per_second as a scrape now
@@ -66,8 +70,11 @@ export function createCoordinatorStats(clock: Clock): CoordinatorStats {
   let lastStepMs: number | undefined;
   // The same window length and samples (stepObservation) as the metrics' TrainingMetrics window.
   let window = createStepWindow(DEFAULT_WINDOW_MS);
+  const committedImages = new CommittedImages();
   const stats: CoordinatorStats = {
-    imagesTotal: 0,
+    get imagesTotal() {
+      return committedImages.total;
+    },
     generation: 0,
     workers: 0,
     restarts: 0,
@@ -89,7 +96,16 @@ export function createCoordinatorStats(clock: Clock): CoordinatorStats {
         now -
         1000 * (report.dataSeconds + report.computeSeconds + report.allreduceSeconds + report.updateSeconds);
       lastStepMs = now;
-      stats.imagesTotal += report.images;
+      if (report.progress) {
+        const { workerId, progress, badRecords } = report;
+        committedImages.onReport({
+          workerId,
+          progress,
+          images: report.images,
+          badRecords,
+          ringSize: stats.workers,
+        });
+      }
       stats.badRecords += report.badRecords;
       stats.lastLoss = { crossEntropy: report.crossEntropy, smoothL1: report.smoothL1 };
       stats.learningRate = report.learningRate;
@@ -108,8 +124,12 @@ export function createCoordinatorStats(clock: Clock): CoordinatorStats {
       stats.restarts += 1;
     },
     onCommit(progress) {
+      committedImages.onCommit(progress);
       stats.committed = progress;
       for (const listener of stats.commitListeners) listener(progress);
+    },
+    onStart(start) {
+      committedImages.onStart(start);
     },
     onEpoch(_epoch, validationMap) {
       stats.epochsDone += 1;

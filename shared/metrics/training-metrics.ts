@@ -39,6 +39,11 @@ export interface TrainingMetricsOptions {
   /** Ring size for the bus bandwidth factor 2(n-1)/n. */
   ranks(): number;
   windowMs?: number;
+  /**
+   * ssd_cluster_images_total read at scrape time instead of adding each observed step's images: the
+   * coordinator counts the images of committed steps, once (coordinator/committed-images.ts).
+   */
+  imagesTotal?: () => number;
 }
 
 export interface TrainingMetrics {
@@ -60,10 +65,17 @@ export function createTrainingMetrics(registry: Registry, options: TrainingMetri
     buckets: STEP_SECONDS_BUCKETS,
     registers,
   });
+  const imagesTotal = options.imagesTotal;
   const images = new Counter({
     name: 'ssd_cluster_images_total',
-    help: 'Training images processed (summed over ranks on the coordinator).',
+    help: 'Training images processed (on the coordinator: summed over ranks, each committed step once).',
     registers,
+    collect: imagesTotal
+      ? function () {
+          this.reset();
+          this.inc(imagesTotal());
+        }
+      : undefined,
   });
   const allreduceBytes = new Counter({
     name: 'ssd_cluster_allreduce_bytes_total',
@@ -113,7 +125,7 @@ export function createTrainingMetrics(registry: Registry, options: TrainingMetri
         allreduceBytes: step.allreduceBytes,
       });
       for (const phase of STEP_PHASES) stepSeconds.observe({ phase }, step.phases[phase]);
-      images.inc(step.images);
+      if (!imagesTotal) images.inc(step.images);
       allreduceBytes.inc(step.allreduceBytes);
       if (step.badRecords) badRecords.inc(step.badRecords);
       loss.set({ loss: LOSS_LABELS.crossEntropy }, step.losses.crossEntropy);

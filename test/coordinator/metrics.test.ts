@@ -86,11 +86,12 @@ function report(workerId: string, globalStep: number, over: Partial<StepReportMs
   };
 }
 
-/** Every worker reports `steps` lock-step steps, one every STEP_MS of fake time. */
+/** Every worker reports `steps` lock-step steps, one every STEP_MS of fake time, and each step commits. */
 function runSteps(c: ReturnType<typeof twoWorkerCoordinator>, steps: number, from = 1) {
   for (let s = from; s < from + steps; s++) {
     c.clock.advance(STEP_MS);
     for (const id of c.ids) c.coordinator.stats.onStep(report(id, s));
+    c.coordinator.stats.onCommit(report(c.ids[0]!, s).progress!);
   }
 }
 
@@ -158,7 +159,8 @@ test('coordinator metrics count every rank report and observe each phase in the 
   createCoordinatorMetrics(registry, c.source, { clock: c.clock, defaultMetrics: false });
   runSteps(c, 5);
   c.coordinator.stats.onStep(report(c.ids[0]!, 6, { badRecords: 2, images: 6 }));
-  t.is(await seriesValue(registry, 'ssd_cluster_images_total'), 5 * 2 * 8 + 6);
+  // Images count once a step commits (committed-images.ts): step 6 has one rank's report of two.
+  t.is(await seriesValue(registry, 'ssd_cluster_images_total'), 5 * 2 * 8);
   t.is(await seriesValue(registry, 'ssd_cluster_allreduce_bytes_total'), 11 * 4_000_000);
   t.is(await seriesValue(registry, 'ssd_cluster_bad_records_total'), 2);
   t.is(await seriesValue(registry, 'ssd_cluster_learning_rate'), 0.004);

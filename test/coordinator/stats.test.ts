@@ -1,11 +1,14 @@
 import test from 'ava';
 import { Registry } from 'prom-client';
+import { Coordinator } from '../../coordinator/coordinator.js';
 import { withScaling } from '../../coordinator/main.js';
 import { createCoordinatorMetrics } from '../../coordinator/metrics.js';
 import type { StepReportMsg } from '../../coordinator/protocol.js';
 import { createCoordinatorStats } from '../../coordinator/stats.js';
 import { FakeClock } from '../../shared/clock.js';
+import { SSD_CLUSTER_VERSION } from '../../shared/version.js';
 import { seriesValue } from '../shared/metrics/helpers.js';
+import { testHyperparameters, testJobSpec } from './fixtures.js';
 
 const SUMMARY = {
   images: 0,
@@ -94,4 +97,71 @@ test('summary has null speedup and efficiency when no step was reported', (t) =>
   t.is(summary.speedup, null);
   t.is(summary.scalingEfficiency, null);
   t.is(JSON.parse(JSON.stringify(summary)).speedup, null, 'the JSON line says null, not NaN');
+});
+
+/** A coordinator (no server) of two workers, and a StepReport of `step` (global batch 8, epoch 64). */
+async function twoWorkerJob(t: import('ava').ExecutionContext) {
+  const coordinator = new Coordinator({
+    spec: testJobSpec,
+    hp: testHyperparameters,
+    membership: {
+      minWorkers: 1,
+      maxWorkers: 2,
+      targetWorkers: 2,
+      heartbeatTimeoutMs: 5000,
+      formGraceMs: 1000,
+    },
+    clusterToken: 'secret',
+    heartbeatIntervalMs: 500,
+    clock: new FakeClock(1_000_000),
+  });
+  t.teardown(() => coordinator.close());
+  const join = (port: number) =>
+    coordinator.join(
+      { ...{ clusterToken: 'secret', workerId: '', peerAddress: `:${port}`, metricsAddress: '' }, ...JOIN },
+      'ipv4:127.0.0.1:40000',
+    ).workerId;
+  const ids = [join(7201), join(7202)];
+  const signal = AbortSignal.timeout(5000);
+  const first = await Promise.all(
+    ids.map((workerId) =>
+      coordinator.getAssignment({ workerId, knownGeneration: 0, completed: null }, signal),
+    ),
+  );
+  const step = (workerId: string, globalStep: number, images: number): StepReportMsg => ({
+    ...report(0, globalStep),
+    workerId,
+    generation: coordinator.generation,
+    progress: { epoch: 0, position: 8 * globalStep, globalStep },
+    images,
+  });
+  return { coordinator, ids, generation: first[0]!.generation, step, signal };
+}
+
+const JOIN = { layoutHash: 'h', backend: 'cpu', hostname: 'test', version: SSD_CLUSTER_VERSION };
+
+test('images_total counts a killed rank’s last step once, as the surviving ring commits it', async (t) => {
+  const c = await twoWorkerJob(t);
+  const registry = new Registry();
+  const metrics = createCoordinatorMetrics(
+    registry,
+    { stats: c.coordinator.stats, membership: () => c.coordinator.membership },
+    { defaultMetrics: false },
+  );
+  t.teardown(() => metrics.close());
+  const [a, b] = c.ids as [string, string];
+  for (const s of [1, 2]) for (const id of [a, b]) c.coordinator.reportStep(c.step(id, s, 4));
+  // b is killed after step 3's all-reduce, before reporting it; a reported it, then lost its ring.
+  c.coordinator.reportStep(c.step(a, 3, 4));
+  c.coordinator.leave({ workerId: b, reason: 'killed' });
+  const completed = { epoch: 0, position: 24, globalStep: 3 };
+  const alone = await c.coordinator.getAssignment(
+    { workerId: a, knownGeneration: c.generation, completed },
+    c.signal,
+  );
+  t.deepEqual(alone.start, completed, 'the new ring starts after step 3');
+  t.is(c.coordinator.stats.imagesTotal, 24, 'b trained its slice of step 3 into the model');
+  for (let s = 4; s <= 8; s++) c.coordinator.reportStep(c.step(a, s, 8));
+  t.is(c.coordinator.stats.imagesTotal, 64, 'the epoch, every image once');
+  t.is(await seriesValue(registry, 'ssd_cluster_images_total'), 64);
 });
