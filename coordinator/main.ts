@@ -1,7 +1,7 @@
 import { withDeadline } from '../shared/abort.js';
 import { checkNumTrainingSamples } from '../shared/config/compile.js';
 import type { Hyperparameters } from '../shared/config/hyperparameters.js';
-import { ConfigError } from '../shared/errors.js';
+import { ConfigError, flagError } from '../shared/errors.js';
 import type { Logger } from '../shared/logging.js';
 import { createProgress, type Progress, type ProgressOptions } from '../shared/progress.js';
 import type { Storage } from '../shared/storage/storage.js';
@@ -56,8 +56,6 @@ export function withScaling(summary: TrainingSummary, stats: CoordinatorStats): 
   return { ...summary, speedup: finite(speedup), scalingEfficiency: finite(efficiency) };
 }
 
-const CORRUPT_RECORDS_COUNT = 'corrupt records count too: training skips them and logs each one';
-
 /**
  * Counts the train records and checks num_training_samples against them (SageMaker requires equality).
  * The count is every record the file holds, corrupt ones included: it is the .idx's line count, and a
@@ -78,7 +76,7 @@ export async function checkTrainData(
   });
   try {
     const problem = checkNumTrainingSamples(hp, dataset.size);
-    if (problem) throw new ConfigError([`${problem} (${spec.trainUrl}; ${CORRUPT_RECORDS_COUNT})`]);
+    if (problem) throw new ConfigError([`${problem} (${spec.trainUrl})`]);
     return dataset.size;
   } finally {
     await dataset.close();
@@ -174,7 +172,10 @@ export async function runCoordinator(o: RunCoordinatorOptions): Promise<Coordina
     validationMaps: at?.validationMaps,
     logger: o.logger,
   });
-  const server = await startCoordinatorServer(coordinator, o.address, o.logger);
+  // The CLI's only output on a port in use is this error, naming the flag (shared/rpc/server.ts).
+  const server = await startCoordinatorServer(coordinator, o.address, o.logger).catch((err) => {
+    throw flagError('--port', o.address.slice(o.address.lastIndexOf(':') + 1), err);
+  });
   const host = o.address.slice(0, o.address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
   const serveMetrics = (port: number) =>
     serveCoordinatorMetrics(
@@ -194,7 +195,7 @@ export async function runCoordinator(o: RunCoordinatorOptions): Promise<Coordina
           })
           .catch(async (err) => {
             await server.close();
-            throw err;
+            throw flagError('--metrics-port', o.metricsPort!, err);
           });
   const progress = o.progressStream && jobProgress(o, o.progressStream, coordinator.stats, samples);
   try {

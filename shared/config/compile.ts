@@ -146,6 +146,6 @@ export function checkNumTrainingSamples(
     return 'num_training_samples: the train data has no usable records (empty, or every record was skipped as corrupt)';
   return (
     `num_training_samples: is ${hp.num_training_samples} but the train data has ${actual} records; ` +
-    `set num_training_samples to ${actual}`
+    `set num_training_samples to ${actual} (corrupt records count too: training skips them and logs each one)`
   );
 }

@@ -345,6 +345,7 @@ test('checkNumTrainingSamples names both counts when they differ', (t) => {
   t.is(checkNumTrainingSamples(hp, 1408), undefined);
   const message = checkNumTrainingSamples(hp, 1400);
   t.regex(message ?? '', /num_training_samples: is 1408 but the train data has 1400 records/);
+  t.regex(message ?? '', /corrupt records count too/, 'train and coordinator both say so');
   const empty = checkNumTrainingSamples(hp, 0) ?? '';
   t.regex(empty, /^num_training_samples: the train data has no usable records/);
   t.notRegex(empty, /set num_training_samples to 0/, 'num_training_samples must be >= 1');
