@@ -84,3 +84,12 @@ export function isAbortError(err: unknown): boolean {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * `err` as the CLI reports a flag whose value failed at run time, the flag and value first:
+ * `--port 7070: cannot listen on 0.0.0.0:7070: listen EADDRINUSE: ...`. Keeps the code of a ClusterError.
+ */
+export function flagError(flag: string, value: string | number, err: unknown): ClusterError {
+  const code = err instanceof ClusterError ? err.code : 'CONFIG';
+  return new ClusterError(code, `${flag} ${value}: ${errorMessage(err)}`, { cause: err });
+}

@@ -19,7 +19,14 @@ import {
 } from '../coordinator/protocol.js';
 import { compileHyperparameters } from '../shared/config/compile.js';
 import type { Hyperparameters } from '../shared/config/hyperparameters.js';
-import { ClusterError, ConfigError, errorMessage, isAbortError, isClusterError } from '../shared/errors.js';
+import {
+  ClusterError,
+  ConfigError,
+  errorMessage,
+  flagError,
+  isAbortError,
+  isClusterError,
+} from '../shared/errors.js';
 import type { Logger } from '../shared/logging.js';
 import { createRpcClient } from '../shared/rpc/client.js';
 import { createStorage } from '../shared/storage/open-storage.js';
@@ -108,6 +115,8 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
       host: '0.0.0.0',
       port: o.metricsPort ?? 0,
       logger: o.logger,
+    }).catch((err) => {
+      throw flagError('--metrics-port', o.metricsPort ?? 0, err);
     });
     closers.push(() => metricsEndpoint.close());
     registerDecodeCacheMetrics(metricsEndpoint.registry, decodeCacheStats);

@@ -6,6 +6,7 @@ import {
   type ServerUnaryCall,
   type ServerWritableStream,
   type ServiceDefinition,
+  setLogger,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { ClusterError } from '../errors.js';
@@ -23,6 +24,35 @@ export interface RpcServerOptions {
   logger?: Logger;
   /** Extra grpc-js server options. */
   channelOptions?: ChannelOptions;
+}
+
+/** What grpc-js logs, and then puts first in bindAsync's error, when no address of a bind could be bound. */
+const BIND_FAILURE = /^No address added out of total (\d+) resolved/;
+
+let bindFailureLogDropped = false;
+
+/**
+ * grpc-js writes a failed bind to stderr itself ("E No address added out of total 1 resolved") before
+ * bindAsync's callback gets the same failure as an error, which listen() reports; so a CLI printed a
+ * stray line before its own error. Once per process, grpc-js's logger is replaced by one that drops
+ * that line and writes everything else as grpc-js's default logger does (a prefix letter, console.error).
+ */
+function dropBindFailureLog(): void {
+  if (bindFailureLogDropped) return;
+  bindFailureLogDropped = true;
+  const write =
+    (prefix: string) =>
+    (message?: unknown, ...rest: unknown[]) => {
+      if (prefix === 'E' && typeof message === 'string' && BIND_FAILURE.test(message)) return;
+      console.error(`${prefix} ${String(message)}`, ...rest);
+    };
+  setLogger({ error: write('E'), info: write('I'), debug: write('D') });
+}
+
+/** bindAsync's error text without grpc-js's preamble: "listen EADDRINUSE: address already in use ...". */
+function bindFailureText(err: Error): string {
+  const errors = BIND_FAILURE.test(err.message) ? /errors: \[(.*)\]$/s.exec(err.message) : null;
+  return errors?.[1] || err.message;
 }
 
 /**
@@ -54,10 +84,12 @@ export class RpcServer {
   listen(address: string): Promise<number> {
     if (this.closing)
       return Promise.reject(new ClusterError('INTERNAL', `listen ${address}: server is closed`));
+    dropBindFailureLog();
     return new Promise((resolve, reject) => {
       this.server.bindAsync(address, ServerCredentials.createInsecure(), (err, port) => {
         if (err) {
-          reject(new ClusterError('INTERNAL', `cannot listen on ${address}: ${err.message}`, { cause: err }));
+          const message = `cannot listen on ${address}: ${bindFailureText(err)}`;
+          reject(new ClusterError('INTERNAL', message, { cause: err }));
           return;
         }
         this.boundPort = port;

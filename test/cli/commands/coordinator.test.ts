@@ -6,6 +6,8 @@ import { withScaling } from '../../../coordinator/main.js';
 import { createCoordinatorStats } from '../../../coordinator/stats.js';
 import { FakeClock } from '../../../shared/clock.js';
 import { noopLogger } from '../../../shared/logging.js';
+import { portInUse, runCliCatchingStderr } from '../../helpers/port-in-use.js';
+import { synthFixture, tinySsdFlags } from '../../helpers/synth-fixture.js';
 
 async function helpOf(command: string): Promise<string> {
   const out = new PassThrough();
@@ -35,3 +37,27 @@ test('coordinator --help names every field of the summary line it prints', async
     [],
   );
 });
+
+const data = synthFixture(test, { train: 8, validation: 0 });
+
+for (const flag of ['--port', '--metrics-port'] as const) {
+  test.serial(
+    `coordinator ${flag} on a port in use prints only its error, naming the flag and port`,
+    async (t) => {
+      const port = await portInUse(t);
+      const run = await runCliCatchingStderr([
+        ...['coordinator', '--train', data.train, ...tinySsdFlags(data), '--model-dir', data.path('model')],
+        ...(flag === '--port' ? ['--port', String(port)] : ['--port', '0', '--metrics-port', String(port)]),
+      ]);
+      t.is(run.code, 1);
+      t.is(run.stdout, '');
+      t.regex(
+        run.stderr,
+        new RegExp(
+          `^ssd-cluster coordinator: ${flag} ${port}: .*cannot listen on 0\\.0\\.0\\.0:${port}: .*EADDRINUSE[^\\n]*\\n$`,
+        ),
+      );
+      t.is(run.processStderr, '', 'nothing else on stderr (grpc-js logged the failed bind there)');
+    },
+  );
+}

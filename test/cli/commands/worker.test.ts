@@ -9,6 +9,7 @@ import { main } from '../../../cli/main.js';
 import { isClusterError } from '../../../shared/errors.js';
 import { noopLogger } from '../../../shared/logging.js';
 import { DEFAULT_DECODE_CACHE_MB } from '../../../worker/data/decoded-image-cache.js';
+import { portInUse, runCliCatchingStderr } from '../../helpers/port-in-use.js';
 
 async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
   const out = new PassThrough();
@@ -89,3 +90,29 @@ test('parseCoordinatorAddress accepts host names, IPv4 and bracketed IPv6 with a
     t.is(parseCoordinatorAddress(value), value);
   }
 });
+
+test.serial(
+  'worker --metrics-port on a port in use prints only its error, naming the flag and port',
+  async (t) => {
+    const port = await portInUse(t);
+    const run = await runCliCatchingStderr([
+      ...[
+        'worker',
+        '--coordinator',
+        '127.0.0.1:1',
+        '--coordinator-timeout',
+        '1',
+        '--metrics-port',
+        String(port),
+      ],
+    ]);
+    t.is(run.code, 1);
+    t.regex(
+      run.stderr,
+      new RegExp(
+        `^ssd-cluster worker: --metrics-port ${port}: .*cannot listen on 0\\.0\\.0\\.0:${port}: .*EADDRINUSE[^\\n]*\\n$`,
+      ),
+    );
+    t.is(run.processStderr, '');
+  },
+);
