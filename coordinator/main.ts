@@ -7,6 +7,7 @@ import { createProgress, type Progress, type ProgressOptions } from '../shared/p
 import type { Storage } from '../shared/storage/storage.js';
 import { openDataset } from '../worker/data/open-dataset.js';
 import { findResumeCheckpoint, resumeProblems } from '../worker/train/checkpointing.js';
+import { readDatasetClasses } from '../worker/train/model-artifact.js';
 import { createCheckpointStore, type LoadedCheckpoint } from './checkpoint/store.js';
 import { Coordinator, type TrainingSummary } from './coordinator.js';
 import { serveCoordinatorMetrics } from './metrics.js';
@@ -57,7 +58,8 @@ export function withScaling(summary: TrainingSummary, stats: CoordinatorStats): 
 }
 
 /**
- * Counts the train records and checks num_training_samples against them (SageMaker requires equality).
+ * Counts the train records and checks num_training_samples against them (SageMaker requires equality),
+ * and num_classes against the train set's classes.json when it has one.
  * The count is every record the file holds, corrupt ones included: it is the .idx's line count, and a
  * .rec without .idx counts each damaged record the scan finds too (worker/data/recordio-dataset.ts),
  * so one file gives one count. A corrupt record stays a sample: the sharding plan and the learning-rate
@@ -77,6 +79,8 @@ export async function checkTrainData(
   try {
     const problem = checkNumTrainingSamples(hp, dataset.size);
     if (problem) throw new ConfigError([`${problem} (${spec.trainUrl})`]);
+    // Every worker would fail on a classes.json that disagrees with num_classes: say so before they join.
+    await readDatasetClasses(spec.trainUrl, hp.num_classes, storage);
     return dataset.size;
   } finally {
     await dataset.close();

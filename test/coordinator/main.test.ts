@@ -88,3 +88,21 @@ test('the train record count is the same with and without the .idx when a length
   const err = await t.throwsAsync(checkTrainData(spec, hp(15), storage), { instanceOf: ConfigError });
   t.regex(err!.message, /has 16 records; set num_training_samples to 16 .*corrupt records count too/);
 });
+
+test("the coordinator refuses a num_classes that the train set's classes.json disagrees with, naming the file", async (t) => {
+  const dir = await tempDir(t);
+  const trainUrl = path.join(dir, 'train.rec');
+  const storage = createLocalStorage();
+  const writer = await openRecordIOWriter(trainUrl, { storage });
+  for (const [key, payload] of syntheticPayloads(7, 4, 100).entries()) await writer.append(key, payload);
+  await writer.close();
+  const spec = { ...testJobSpec, trainUrl };
+  const hp = { ...testHyperparameters, num_training_samples: 4 };
+  t.is(await checkTrainData(spec, hp, storage), 4, 'no classes.json: nothing to check');
+  const classesUrl = path.join(dir, 'classes.json');
+  await fs.writeFile(classesUrl, JSON.stringify(['cat', 'dog']));
+  t.is(await checkTrainData(spec, hp, storage), 4, 'as many names as num_classes');
+  await fs.writeFile(classesUrl, JSON.stringify(['cat', 'dog', 'bird']));
+  const err = await t.throwsAsync(checkTrainData(spec, hp, storage), { instanceOf: ConfigError });
+  t.is(err?.message, `num_classes: is 2 but ${classesUrl} names 3 classes; set num_classes to 3`);
+});
