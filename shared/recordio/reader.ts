@@ -99,6 +99,12 @@ function checkIndex(index: readonly IndexEntry[], url: string, indexUrl: string,
 
 /** First read size for random access when no .idx gives the record's size. */
 const DEFAULT_READ_BYTES = 256 * 1024;
+/**
+ * Least size of a read after the first, which otherwise asks for at most as much as has been read: a
+ * record longer than its first read comes in reads that double. So a damaged length (up to 512 MiB)
+ * costs about the distance to the next head, where the decoder stops it, not a read of all it claims.
+ */
+const FOLLOW_UP_READ_BYTES = 1024 * 1024;
 
 class StorageRecordIOSource implements RecordIOSource {
   private closed = false;
@@ -191,7 +197,7 @@ class StorageRecordIOSource implements RecordIOSource {
       }
       if (out.length > 0) return out[0]!;
       pos += chunk.length;
-      want = decoder.bytesNeeded;
+      want = Math.min(decoder.bytesNeeded, Math.max(FOLLOW_UP_READ_BYTES, pos - offset));
     }
   }
 

@@ -6,7 +6,7 @@ import { createRng, RNG_STREAM } from '../../../shared/random.js';
 import type { DecodedRecord } from '../../../shared/recordio/decoder.js';
 import { parseImageRecord } from '../../../shared/recordio/image-record.js';
 import { openRecordIO, type RecordIOSource, type ScanOptions } from '../../../shared/recordio/reader.js';
-import { encodeRecord } from '../../../shared/recordio/record.js';
+import { encodeRecord, RECORDIO_MAX_LENGTH } from '../../../shared/recordio/record.js';
 import { createLocalStorage } from '../../../shared/storage/local.js';
 import { createMemoryStorage } from '../../../shared/storage/memory.js';
 import { createStorage } from '../../../shared/storage/open-storage.js';
@@ -182,6 +182,41 @@ test('a range that ends before garbage reports it, so the next range cannot skip
     later.map((r) => r.payload.toString()),
     ['second record'],
   );
+});
+
+test('readAt of a record whose length is damaged reads about the record, not the 512 MiB it claims', async (t) => {
+  // 20 records of 300 KB: more than the first read when there is no .idx.
+  const records = Array.from({ length: 20 }, (_, i) => encodeRecord(Buffer.alloc(300_000, i + 1)));
+  const offsets = records.map((_, i) => i * records[0]!.length);
+  const bytes = Buffer.concat(records);
+  const at = offsets[1]!;
+  bytes.writeUInt32LE(RECORDIO_MAX_LENGTH, at + 4); // cflag 0, every length bit set
+  const memory = createMemoryStorage();
+  let bytesRead = 0;
+  const storage: Storage = {
+    ...memory,
+    read: async (url, options) => {
+      const chunk = await memory.read(url, options);
+      if (url.endsWith('.rec')) bytesRead += chunk.length;
+      return chunk;
+    },
+  };
+  await storage.write('d.rec', bytes);
+  for (const withIndex of [true, false]) {
+    if (withIndex) await storage.write('d.idx', Buffer.from(offsets.map((o, i) => `${i}\t${o}\n`).join('')));
+    else await storage.delete('d.idx');
+    const source = await open(t, 'd.rec', storage);
+    t.is(source.index !== null, withIndex);
+    bytesRead = 0;
+    await t.throwsAsync(source.readAt(at), { message: /damaged length: the record claims 536870911 bytes/ });
+    // Before, the read after the first asked for everything the length claims: the rest of the file.
+    const rest = bytes.length - at;
+    t.true(
+      bytesRead < rest / 2,
+      `${withIndex ? 'with' : 'without'} .idx: read ${bytesRead} of ${rest} bytes`,
+    );
+    t.true((await source.readAt(offsets[2]!)).payload.equals(Buffer.alloc(300_000, 3)));
+  }
 });
 
 test('scan reports a truncated file with the record offset, after yielding the whole records', async (t) => {
