@@ -60,6 +60,9 @@ export class RecordDecoder {
   private partBody: Buffer = EMPTY;
   private partFill = 0;
   private padLeft = 0;
+  /** The part's last data bytes (length % 4) and then its padding: the word checkPaddedWord looks at. */
+  private readonly paddedWord = Buffer.alloc(4);
+  private paddedWordFill = 0;
   /** Offset of the record being assembled, or -1 between records. */
   private recordOffset = -1;
   /** Parts (and re-inserted magics) of a multi-part record so far. */
@@ -175,8 +178,13 @@ export class RecordDecoder {
       return pos + n;
     }
     const n = Math.min(this.padLeft, available);
+    chunk.copy(this.paddedWord, this.paddedWordFill, pos, pos + n);
+    this.paddedWordFill += n;
     this.padLeft -= n;
-    if (this.padLeft === 0) this.finishPart(out);
+    if (this.padLeft === 0) {
+      this.checkPaddedWord();
+      this.finishPart(out);
+    }
     return pos + n;
   }
 
@@ -244,9 +252,21 @@ export class RecordDecoder {
    */
   private checkPartData(from: number): void {
     const hit = firstAlignedMagic(this.partBody.subarray(0, this.partFill), from & ~3);
-    if (hit < 0) return;
+    if (hit >= 0) throw this.damagedLength(hit);
+  }
+
+  /**
+   * The last word of a padded part is no magic either: the writer pads with zeros. A length 1..3 bytes
+   * into the next head would otherwise take the rest of its magic as padding, and lose that record.
+   */
+  private checkPaddedWord(): void {
+    if (this.paddedWord.equals(MAGIC_BYTES)) throw this.damagedLength(this.partLength & ~3);
+  }
+
+  /** `hit`: offset in the part's data of the magic word the part runs over. */
+  private damagedLength(hit: number): RecordIOError {
     const what = this.partOffset === this.recordOffset ? 'the record' : `its part at byte ${this.partOffset}`;
-    throw new RecordIOError(
+    return new RecordIOError(
       this.source,
       this.recordOffset,
       `damaged length: ${what} claims ${this.partLength} bytes, running over the record head at byte ` +
@@ -257,7 +277,12 @@ export class RecordDecoder {
   private afterBody(out: DecodedRecord[]): void {
     this.padLeft = paddedLength(this.partLength) - this.partLength;
     this.phase = 'pad';
-    if (this.padLeft === 0) this.finishPart(out);
+    if (this.padLeft === 0) {
+      this.finishPart(out);
+      return;
+    }
+    this.paddedWordFill = this.partLength & 3;
+    this.partBody.copy(this.paddedWord, 0, this.partLength - this.paddedWordFill, this.partLength);
   }
 
   private finishPart(out: DecodedRecord[]): void {

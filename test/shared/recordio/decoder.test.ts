@@ -199,3 +199,24 @@ test('decoder bytesNeeded says how much of the current part is missing', (t) => 
   decoder.write(hex('0102'));
   t.is(decoder.bytesNeeded, 14);
 });
+
+test('decoder rejects a length that swallows the next head with its padding, at every chunk split', (t) => {
+  // A 6-byte record (2 pad bytes) before a whole one. Lengths 9..11 take 1..3 bytes of the next magic as
+  // data and the rest as padding: the next head is lost unless the padded word is checked too.
+  const next = encodeRecord(Buffer.from('next'));
+  for (const length of [9, 10, 11]) {
+    const bytes = Buffer.concat([header(0, length), Buffer.from('abcdef\0\0'), next]);
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      const decoder = new RecordDecoder({ source: 'data/train.rec' });
+      const out: DecodedRecord[] = [];
+      const err = t.throws(() => {
+        for (const chunk of cutAt(bytes, [cut])) decoder.write(chunk, out);
+      });
+      t.deepEqual(out, [], `length ${length}, cut at ${cut}`);
+      t.is(
+        err?.message,
+        `data/train.rec at byte 0: damaged length: the record claims ${length} bytes, running over the record head at byte 16 (data never holds an aligned magic word: the writer escapes them)`,
+      );
+    }
+  }
+});
