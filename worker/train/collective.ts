@@ -1,6 +1,6 @@
 /**
  * How a trainer takes part in a data-parallel job, and the one-process collective. The cluster
- * worker (worker/main.ts) supplies its own over the coordinator's ReportStep/ReportEpoch.
+ * worker (worker/cluster-collective.ts) supplies its own over the coordinator's ReportStep/ReportEpoch.
  */
 import type { Hyperparameters } from '../../shared/config/hyperparameters.js';
 import type { Logger } from '../../shared/logging.js';
