@@ -1,6 +1,7 @@
 /**
  * Images trained into the model, each step counted once (ssd_cluster_images_total and the summary's
- * `images` on the coordinator). Pure: plain data in, a number out.
+ * `images` on the coordinator), and the bad records those steps skipped (ssd_cluster_bad_records_total on
+ * the coordinator). Pure: plain data in, numbers out.
  *
  * Every rank reports its slice of each global step, so a step's images are the sum over its ring. Reports
  * wait in a tally per global step until the step is known to be in the model:
@@ -13,6 +14,8 @@
  *     repeat would count them twice. A step up to s that misses reports counts what it consumed from the
  *     epoch permutation (positions; every sample of a step is an image or a bad record) minus the bad
  *     records reported. That is exact unless the lost slice also held bad records (counted as images then).
+ *  4. Bad records count with their step, as images do: the reported ones of every counted step, once (a step
+ *     the new ring repeats skips its bad records again; they are not counted twice).
  * The first generation's start is where the count begins (a resumed job or a restarted coordinator
  * counts what this run trains); before it, the count begins at `from`.
  */
@@ -43,6 +46,7 @@ function consumed(from: Progress, to: Progress): number {
 
 export class CommittedImages {
   #total = 0;
+  #badRecords = 0;
   /** The progress counted through. */
   #counted: Progress;
   #started = false;
@@ -54,6 +58,11 @@ export class CommittedImages {
 
   get total(): number {
     return this.#total;
+  }
+
+  /** Bad records of the counted steps (step 4 of the header). */
+  get badRecords(): number {
+    return this.#badRecords;
   }
 
   /** Step 1 of the header. */
@@ -91,6 +100,7 @@ export class CommittedImages {
       const tally = this.#tallies.get(step)!;
       this.#tallies.delete(step);
       const complete = tally.reporters.size >= tally.ringSize;
+      this.#badRecords += tally.badRecords;
       this.#total += complete
         ? tally.images
         : Math.max(tally.images, consumed(from, tally.progress) - tally.badRecords);

@@ -79,13 +79,14 @@ export function createCoordinatorMetrics(
   const clock = options.clock ?? systemClock;
   const workers = () => source.membership().members.length;
   if (options.defaultMetrics !== false) registerProcessMetrics(registry);
-  // Like the counters fed by step reports, images_total stops moving at close().
-  let imagesAtClose: number | undefined;
+  // Like the counters fed by step reports, the counts of committed steps stop moving at close().
+  let atClose: { images: number; badRecords: number } | undefined;
   const training = createTrainingMetrics(registry, {
     clock,
     ranks: workers,
     windowMs: options.windowMs,
-    imagesTotal: () => imagesAtClose ?? source.stats.imagesTotal,
+    imagesTotal: () => atClose?.images ?? source.stats.imagesTotal,
+    badRecordsTotal: () => atClose?.badRecords ?? source.stats.badRecords,
   });
   registerStateGauges(registry, source);
   registerScalingGauges(registry, training, clock, workers, options.windowMs ?? DEFAULT_WINDOW_MS);
@@ -94,7 +95,7 @@ export function createCoordinatorMetrics(
   return {
     training,
     close() {
-      imagesAtClose ??= source.stats.imagesTotal;
+      atClose ??= { images: source.stats.imagesTotal, badRecords: source.stats.badRecords };
       const i = source.stats.stepListeners.indexOf(listener);
       if (i >= 0) source.stats.stepListeners.splice(i, 1);
     },

@@ -27,7 +27,8 @@ export interface CoordinatorStats {
   stalls: number;
   /** Wall-clock ms of the last checkpoint written in full; null before the first. */
   lastCheckpointMs: number | null;
-  badRecords: number;
+  /** Bad records of the counted steps, each step once (committed-images.ts). */
+  readonly badRecords: number;
   committed: Progress | null;
   epochsDone: number;
   validationMap: number | null;
@@ -80,7 +81,9 @@ export function createCoordinatorStats(clock: Clock): CoordinatorStats {
     restarts: 0,
     stalls: 0,
     lastCheckpointMs: null,
-    badRecords: 0,
+    get badRecords() {
+      return committedImages.badRecords;
+    },
     committed: null,
     epochsDone: 0,
     validationMap: null,
@@ -106,7 +109,6 @@ export function createCoordinatorStats(clock: Clock): CoordinatorStats {
           ringSize: stats.workers,
         });
       }
-      stats.badRecords += report.badRecords;
       stats.lastLoss = { crossEntropy: report.crossEntropy, smoothL1: report.smoothL1 };
       stats.learningRate = report.learningRate;
       const { images, phases, allreduceBytes } = stepObservation(report);

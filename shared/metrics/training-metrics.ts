@@ -44,6 +44,8 @@ export interface TrainingMetricsOptions {
    * coordinator counts the images of committed steps, once (coordinator/committed-images.ts).
    */
   imagesTotal?: () => number;
+  /** ssd_cluster_bad_records_total read at scrape time, likewise (observeStep and addBadRecords then add nothing). */
+  badRecordsTotal?: () => number;
 }
 
 export interface TrainingMetrics {
@@ -82,10 +84,17 @@ export function createTrainingMetrics(registry: Registry, options: TrainingMetri
     help: 'Bytes of gradient buffers all-reduced: each rank adds the size S of the buffer it reduced per step.',
     registers,
   });
+  const badRecordsTotal = options.badRecordsTotal;
   const badRecords = new Counter({
     name: 'ssd_cluster_bad_records_total',
-    help: 'Corrupt or undecodable records skipped.',
+    help: 'Corrupt or undecodable records skipped (on the coordinator: those of committed steps, each step once).',
     registers,
+    collect: badRecordsTotal
+      ? function () {
+          this.reset();
+          this.inc(badRecordsTotal());
+        }
+      : undefined,
   });
   const loss = new Gauge({
     name: 'ssd_cluster_train_loss',
@@ -127,13 +136,13 @@ export function createTrainingMetrics(registry: Registry, options: TrainingMetri
       for (const phase of STEP_PHASES) stepSeconds.observe({ phase }, step.phases[phase]);
       if (!imagesTotal) images.inc(step.images);
       allreduceBytes.inc(step.allreduceBytes);
-      if (step.badRecords) badRecords.inc(step.badRecords);
+      if (step.badRecords && !badRecordsTotal) badRecords.inc(step.badRecords);
       loss.set({ loss: LOSS_LABELS.crossEntropy }, step.losses.crossEntropy);
       loss.set({ loss: LOSS_LABELS.smoothL1 }, step.losses.smoothL1);
       learningRate.set(step.learningRate);
     },
     addBadRecords(count) {
-      badRecords.inc(count);
+      if (!badRecordsTotal) badRecords.inc(count);
     },
     get window() {
       return window;

@@ -92,3 +92,20 @@ test('steps whose every report was refused as stale are counted by their samples
   counter.onCommit(at(8));
   t.is(counter.total, 64, 'both epochs, every image once');
 });
+
+test('bad records count with their step: once when committed, not again when the new ring repeats it', (t) => {
+  const counter = new CommittedImages();
+  counter.onStart(at(0));
+  report(counter, 1, { a: 3, b: 4 }, 2, { a: 1 });
+  t.is(counter.badRecords, 0, 'reported, not committed yet');
+  counter.onCommit(at(1));
+  t.is(counter.badRecords, 1);
+  // Step 2: a's report (with a bad record) arrives, b dies before reporting; the new ring starts at 1.
+  report(counter, 2, { a: 3 }, 2, { a: 1 });
+  counter.onStart(at(1));
+  t.is(counter.badRecords, 1, 'a step the new ring repeats is not counted yet');
+  report(counter, 2, { a: 7 }, 1, { a: 1 });
+  counter.onCommit(at(2));
+  t.is(counter.badRecords, 2, 'the repeated step once');
+  t.is(counter.total, 7 + 7);
+});

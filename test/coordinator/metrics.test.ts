@@ -159,10 +159,10 @@ test('coordinator metrics count every rank report and observe each phase in the 
   createCoordinatorMetrics(registry, c.source, { clock: c.clock, defaultMetrics: false });
   runSteps(c, 5);
   c.coordinator.stats.onStep(report(c.ids[0]!, 6, { badRecords: 2, images: 6 }));
-  // Images count once a step commits (committed-images.ts): step 6 has one rank's report of two.
+  // Images and bad records count once a step commits (committed-images.ts): step 6 has one rank's report of two.
   t.is(await seriesValue(registry, 'ssd_cluster_images_total'), 5 * 2 * 8);
   t.is(await seriesValue(registry, 'ssd_cluster_allreduce_bytes_total'), 11 * 4_000_000);
-  t.is(await seriesValue(registry, 'ssd_cluster_bad_records_total'), 2);
+  t.is(await seriesValue(registry, 'ssd_cluster_bad_records_total'), 0, 'step 6 has not committed');
   t.is(await seriesValue(registry, 'ssd_cluster_learning_rate'), 0.004);
   t.is(await seriesValue(registry, 'ssd_cluster_train_loss', { loss: 'cross_entropy' }), 2.5 - 6 * 0.01);
   t.is(await seriesValue(registry, 'ssd_cluster_train_loss', { loss: 'smooth_l1' }), 1.1);
@@ -173,6 +173,11 @@ test('coordinator metrics count every rank report and observe each phase in the 
   const computeBuckets = seriesIn(text, 'ssd_cluster_step_seconds_bucket');
   t.is(computeBuckets.get('{le="0.25",phase="compute"}'), 0, 'compute took 0.3 s');
   t.is(computeBuckets.get('{le="0.5",phase="compute"}'), 11);
+  c.coordinator.stats.onStep(report(c.ids[1]!, 6, { badRecords: 1, images: 7 }));
+  c.coordinator.stats.onCommit(report(c.ids[0]!, 6).progress!);
+  t.is(await seriesValue(registry, 'ssd_cluster_images_total'), 5 * 2 * 8 + 6 + 7);
+  t.is(await seriesValue(registry, 'ssd_cluster_bad_records_total'), 3, 'both ranks of step 6, once');
+  t.is(c.coordinator.stats.badRecords, 3);
 });
 
 test('coordinator speedup and efficiency come from cluster throughput over compute-only step times', async (t) => {
