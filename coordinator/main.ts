@@ -88,10 +88,6 @@ export async function checkTrainData(
 }
 
 /**
- * The coordinator's composition root: checks the data, serves cluster.proto until the job finishes
- * (or the signal aborts), then shuts down in reverse order and returns the summary.
- */
-/**
  * The checkpoint the job resumes from (checked against the hyperparameters and seed), recorded in the
  * spec so that workers load it; undefined for a fresh start.
  */
@@ -153,6 +149,10 @@ function jobProgress(
   return clusterProgress(stats, { stream, total: perEpoch * o.hp.epochs, epochs: o.hp.epochs });
 }
 
+/**
+ * The coordinator's composition root: checks the data, serves cluster.proto until the job finishes
+ * (or the signal aborts), then shuts down in reverse order and returns the summary.
+ */
 export async function runCoordinator(o: RunCoordinatorOptions): Promise<CoordinatorSummary> {
   const samples = await checkTrainData(o.spec, o.hp, o.storage);
   const resumed = await resolveResume(o);
