@@ -101,6 +101,7 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
       hostname: hostname(),
       version: SSD_CLUSTER_VERSION,
     };
+    let left = false;
     /** Join, refusing a coordinator of another version (one that does not check versions itself). */
     const joinChecked = async (req: typeof request) => {
       const answer = await client.join(req, o.signal);
@@ -112,6 +113,7 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
       if (mismatch !== null) {
         // Gone at once rather than by a heartbeat timeout.
         await client.leave(answer.workerId, 'version mismatch').catch(() => {});
+        left = true;
         throw new ConfigError([`--coordinator ${o.coordinator}: ${mismatch}`]);
       }
       return answer;
@@ -155,7 +157,7 @@ export async function runWorker(o: RunWorkerOptions): Promise<WorkerResult> {
       });
     } catch (err) {
       // Gone at once, with the cause for the coordinator's log, rather than at a heartbeat timeout.
-      if (!isClusterError(err, 'COORDINATOR_LOST'))
+      if (!left && !isClusterError(err, 'COORDINATOR_LOST'))
         await client.leave(joined.workerId, o.signal.aborted ? 'stopped' : `failed: ${errorMessage(err)}`);
       throw err;
     }
