@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { workerGpus } from '../../coordinator/gpu-assignment.js';
 import { deadWorkersError, launchWorkers, stopWorkers, whenTooFewAlive } from '../../coordinator/launcher.js';
 import { runCoordinator } from '../../coordinator/main.js';
 import { describeHyperparameters } from '../../shared/config/hyperparameters.js';
@@ -9,6 +10,7 @@ import { defaultCacheRoot, ensureSynthDataset, synthCacheDir } from '../../share
 import { SYNTH_DEFAULTS } from '../../shared/synth/synth-image.js';
 import { mergeTraceFiles } from '../../shared/timeline.js';
 import { parseBackendName } from '../../worker/backend/backend.js';
+import { NATIVE_PACKAGES } from '../../worker/backend/tensorflow-native.js';
 import { parseCommandArgs } from '../args.js';
 import { CLUSTER_OPTIONS_HELP, clusterOptions, compileClusterSettings } from '../cluster-options.js';
 import { type CliCommand, type CliContext, writeJsonLine } from '../command.js';
@@ -27,7 +29,8 @@ Worker logs go to RUN_DIR/logs/worker-<i>.log; the model to --model-dir (default
 
 Options:
   --backend NAME    the workers' backend: auto (default), tensorflow-gpu, tensorflow, wasm or cpu
-                    (on a GPU host worker i gets GPU i)
+                    (on a GPU host worker i gets GPU i: with tensorflow-gpu, or auto when
+                    @tensorflow/tfjs-node-gpu is installed; the i-th of CUDA_VISIBLE_DEVICES if set)
   --run-dir DIR     where logs (and, by default, the model) go (default CACHE/run)
   --timeline FILE   a Chrome trace (chrome://tracing, Perfetto) of every rank's step phases and
                     all-reduce calls, merged from the workers' traces at the end
@@ -47,6 +50,18 @@ const options = {
   timeline: { type: 'string' },
   'decode-cache-mb': { type: 'string' },
 } as const;
+
+const gpuFlag = (gpu: number | undefined) => (gpu === undefined ? [] : ['--gpu', String(gpu)]);
+
+/** Whether `specifier` resolves from here (installed), without loading it. */
+function isPackageInstalled(specifier: string): boolean {
+  try {
+    import.meta.resolve(specifier);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Where worker i writes its own trace before `local` merges them. */
 function workerTrace(timeline: string, index: number): string {
@@ -79,6 +94,11 @@ export const command: CliCommand = {
   async run(argv, ctx) {
     const { values } = parseCommandArgs('local', argv, options);
     const backend = parseBackendName(values.backend ?? 'auto');
+    const gpuHost = {
+      backend,
+      gpuPackageInstalled: isPackageInstalled(NATIVE_PACKAGES['tensorflow-gpu']),
+      visibleDevices: ctx.env.CUDA_VISIBLE_DEVICES,
+    };
     parseDecodeCacheFlag(values['decode-cache-mb']); // a bad value fails here, not in every worker
     const decodeCacheMb = values['decode-cache-mb'];
     const runDir = values['run-dir'] ?? path.join(defaultCacheRoot(ctx.env), 'run');
@@ -96,6 +116,7 @@ export const command: CliCommand = {
         defaults = d.defaults;
       }
       const settings = await compileClusterSettings(values, defaults);
+      const gpus = workerGpus(gpuHost, settings.workers);
       settings.spec.s3Endpoint = values['s3-endpoint'] ?? '';
       const logDir = path.join(runDir, 'logs');
       const controller = new AbortController();
@@ -121,7 +142,7 @@ export const command: CliCommand = {
             args: (i) => [
               '--backend',
               backend,
-              ...(backend === 'tensorflow-gpu' ? ['--gpu', String(i)] : []),
+              ...gpuFlag(gpus[i]),
               ...(settings.clusterToken ? ['--cluster-token', settings.clusterToken] : []),
               ...(values['log-level'] ? ['--log-level', values['log-level']] : []),
               ...(values.timeline ? ['--timeline', workerTrace(values.timeline, i)] : []),
