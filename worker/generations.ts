@@ -21,7 +21,7 @@ import type { RunWorkerOptions, WorkerResult } from './main.js';
 import type { PreparedJob } from './prepare-job.js';
 import { RollbackSnapshots } from './rollback.js';
 import { fetchState, type StateProvider } from './state-transfer.js';
-import { resumeTrainer } from './train/checkpointing.js';
+import { resumeTrainer } from './train/resume.js';
 import type { Trainer } from './train/trainer.js';
 import type { WorkerSession } from './worker-session.js';
 

@@ -14,15 +14,17 @@ import { createMemoryStorage } from '../../../shared/storage/memory.js';
 import type { Storage } from '../../../shared/storage/storage.js';
 import { SSD_CLUSTER_VERSION } from '../../../shared/version.js';
 import {
-  checkpointMeta,
   createCheckpointer,
   isCheckpointDue,
-  resumeProblems,
   startCheckpointing,
-  trainDataWarning,
-  versionWarning,
   type WrittenCheckpoint,
 } from '../../../worker/train/checkpointing.js';
+import {
+  checkpointMeta,
+  resumeProblems,
+  trainDataWarning,
+  versionWarning,
+} from '../../../worker/train/resume.js';
 import {
   copyTrainerState,
   type TrainerState,
