@@ -1,13 +1,15 @@
-import { randomUUID } from 'node:crypto';
-import { deferred, raceAbort, sleep } from '../shared/abort.js';
+import { deferred, raceAbort } from '../shared/abort.js';
 import { type Clock, systemClock } from '../shared/clock.js';
 import type { Hyperparameters } from '../shared/config/hyperparameters.js';
 import { ClusterError } from '../shared/errors.js';
 import { type Logger, noopLogger } from '../shared/logging.js';
-import { SSD_CLUSTER_VERSION, versionMismatch } from '../shared/version.js';
-import { mapFromRows, validationMapOf } from '../worker/train/validation.js';
+import { SSD_CLUSTER_VERSION } from '../shared/version.js';
+import { finishedAssignment, ringAssignment } from './assignment.js';
+import { type EpochPayload, epochDecision, epochValidationMap } from './epoch-results.js';
 import * as job from './job/job.js';
+import { admitJoin } from './join-admission.js';
 import * as ms from './membership/membership.js';
+import { logMembershipEvent } from './membership-log.js';
 import {
   type AssignmentMsg,
   type AssignmentRequestMsg,
@@ -25,9 +27,10 @@ import {
   type StepReportMsg,
   unpackRows,
 } from './protocol.js';
-import { type PortProbe, type RefusedMember, RingFailureChecks } from './ring-failure.js';
+import type { PortProbe } from './ring-failure.js';
+import { RingFailureDrop } from './ring-failure-drop.js';
 import type { EarlyStoppingState } from './schedule/early-stopping.js';
-import { inspectStall } from './stall.js';
+import { StallWatch } from './stall-watch.js';
 import { type CoordinatorStats, createCoordinatorStats } from './stats.js';
 
 export interface CoordinatorOptions {
@@ -59,11 +62,6 @@ export interface TrainingSummary {
   modelDir: string;
 }
 
-interface EpochPayload {
-  detections: Float32Array;
-  groundTruth: Float32Array;
-}
-
 /**
  * The coordinator's stateful edge: holds the membership and job state machines, runs the heartbeat
  * timer, answers the RPCs (long-polling where the protocol waits) and resolves `finished` with the
@@ -85,9 +83,8 @@ export class Coordinator {
   private closed = false;
   /** Why the job failed (finished rejected with it), for the workers' last assignment. */
   private failure: string | null = null;
-  private lastProgressMs: number;
-  private stallReported = false;
-  private readonly ringChecks: RingFailureChecks;
+  private readonly stall: StallWatch;
+  private readonly ringFailure: RingFailureDrop;
   /** Aborts the probes in flight at close(). */
   private readonly probing = new AbortController();
 
@@ -95,7 +92,6 @@ export class Coordinator {
     this.opts = options;
     this.log = options.logger ?? noopLogger;
     this.clock = options.clock ?? systemClock;
-    this.ringChecks = new RingFailureChecks(this.log, options.probePeerPort);
     // Generations start at the wall clock in ms: above anything a previous coordinator of this job issued.
     this.members = ms.createMembership(options.membership, Math.floor(this.clock.now()));
     this.job = job.createJob(
@@ -105,7 +101,17 @@ export class Coordinator {
       options.validationMaps,
     );
     this.stats = createCoordinatorStats(this.clock);
-    this.lastProgressMs = this.clock.monotonic();
+    this.stall = new StallWatch(this.clock, this.log, this.stats, options.stallTimeoutMs ?? 300_000);
+    this.ringFailure = new RingFailureDrop({
+      log: this.log,
+      clock: this.clock,
+      heartbeatIntervalMs: options.heartbeatIntervalMs,
+      probePeerPort: options.probePeerPort,
+      membership: () => this.members,
+      fail: (workerId, why) =>
+        this.applyMembership(ms.onFailure(this.members, workerId, why, this.clock.monotonic())),
+      signal: this.probing.signal,
+    });
     this.finished = new Promise((resolve, reject) => {
       this.resolveFinished = resolve;
       this.failFinished = reject;
@@ -119,7 +125,7 @@ export class Coordinator {
   start(tickMs = Math.max(50, Math.floor(this.opts.heartbeatIntervalMs / 2))): void {
     this.timer ??= setInterval(() => {
       this.applyMembership(ms.onTick(this.members, this.clock.monotonic()));
-      this.checkStall();
+      this.stall.check(this.members, this.job.phase);
     }, tickMs);
     this.timer.unref();
   }
@@ -137,20 +143,8 @@ export class Coordinator {
   }
 
   join(req: JoinRequestMsg, seenFrom: string): JoinResponseMsg {
-    if (req.clusterToken !== this.opts.clusterToken) {
-      throw new ClusterError('CONFIG', 'join refused: the cluster token does not match (--cluster-token)');
-    }
-    const host = req.hostname || seenFrom;
-    const mismatch = versionMismatch({
-      worker: req.workerId ? `${req.workerId} on ${host}` : `on ${host}`,
-      workerVersion: req.version,
-      coordinatorVersion: SSD_CLUSTER_VERSION,
-    });
-    if (mismatch !== null) throw new ClusterError('CONFIG', `join refused: ${mismatch}`);
-    const workerId = req.workerId || `w-${randomUUID().slice(0, 8)}`;
-    const peerAddress = withHost(req.peerAddress, seenFrom);
-    const metricsAddress = req.metricsAddress ? withHost(req.metricsAddress, seenFrom) : '';
-    const info = { workerId, peerAddress, metricsAddress };
+    const info = admitJoin(req, seenFrom, this.opts.clusterToken);
+    const { workerId, peerAddress } = info;
     this.applyMembership(ms.onJoin(this.members, info, this.clock.monotonic()));
     if (
       !this.members.members.some((m) => m.workerId === workerId) &&
@@ -180,7 +174,7 @@ export class Coordinator {
   /** Long-polls until `workerId` is in a ring newer than it knows and every member has asked. */
   async getAssignment(req: AssignmentRequestMsg, signal: AbortSignal): Promise<AssignmentMsg> {
     this.checkKnown(req.workerId, 'GetAssignment');
-    if (req.ringFailure) this.onRingFailure(req.workerId, req.knownGeneration, req.ringFailure);
+    if (req.ringFailure) this.ringFailure.onRingFailure(req.workerId, req.knownGeneration, req.ringFailure);
     for (;;) {
       if (this.job.phase === 'finished' || this.closed || this.failure)
         return finishedAssignment(this.members.generation, this.failure);
@@ -188,20 +182,15 @@ export class Coordinator {
       if (rank >= 0 && this.members.generation > req.knownGeneration) {
         if (!this.job.start)
           this.applyJob(job.onAssignmentRequest(this.job, req.workerId, req.completed ?? null));
-        if (this.job.start && this.job.generation === this.members.generation) {
-          return {
-            generation: this.members.generation,
+        const { start } = this.job;
+        if (start && this.job.generation === this.members.generation)
+          return ringAssignment({
+            members: this.members,
+            job: this.job,
+            start,
+            workerId: req.workerId,
             rank,
-            worldSize: this.members.members.length,
-            ring: this.members.members.map((m) => m.peerAddress),
-            start: this.job.start,
-            finished: false,
-            stateSourceRank: this.stateSourceRank,
-            // A worker learns it writes from the last epoch barrier; one that inherits the role after
-            // that barrier (the writer was lost) learns it here, or nobody would write.
-            writeModel: this.job.phase === 'writing' && this.job.writer === req.workerId,
-          };
-        }
+          });
       }
       await this.waitForChange(signal);
     }
@@ -222,9 +211,14 @@ export class Coordinator {
     this.checkGeneration(req.workerId, req.generation, 'ReportEpoch');
     if (!req.progress) throw new ClusterError('PROTOCOL', 'ReportEpoch: progress is required');
     const payload = { detections: unpackRows(req.detections), groundTruth: unpackRows(req.groundTruth) };
+    const validation = {
+      validationUrl: this.opts.spec.validationUrl,
+      iouThreshold: this.opts.hp.overlap_threshold,
+      log: this.log,
+    };
     this.applyJob(
       job.onEpochReport(this.job, req.workerId, req.epoch, payload, req.progress, this.opts.hp, (p) =>
-        this.computeMap(p),
+        epochValidationMap(p, validation),
       ),
     );
     for (;;) {
@@ -260,61 +254,6 @@ export class Coordinator {
     this.applyMembership(ms.onLeave(this.members, req.workerId, this.clock.monotonic()));
   }
 
-  /**
-   * A member says the ring of `generation` failed: if it is still the current one, members whose peer port
-   * refuses connections are dropped now rather than at their heartbeat timeout (ring-failure.ts).
-   */
-  private onRingFailure(reporter: string, generation: number, reason: string): void {
-    if (generation !== this.members.generation) return;
-    const members = this.members.members;
-    void this.ringChecks
-      .check({ generation, members, reporter, reason, signal: this.probing.signal })
-      .then((refused) => this.dropIfSilent(generation, refused));
-  }
-
-  /**
-   * A refused port alone does not drop a member: a firewall that REJECTs the coordinator, or a peer
-   * address that means another host from here, refuses too. The member must also have missed its
-   * heartbeat: each refused one is dropped once 1.5 heartbeat intervals have passed since its last
-   * heartbeat with no newer one (a killed process sends none; a live one's heartbeat thread does).
-   * Drops follow each other (each moves the generation on); any other membership change in between
-   * voids the rest, and a second dead member is not left in the next ring for its heartbeat timeout.
-   */
-  private async dropIfSilent(generation: number, refused: readonly RefusedMember[]) {
-    const lastSeen = new Map(refused.map((r) => [r.workerId, this.memberOf(r.workerId)?.lastSeenMs]));
-    const due = Math.max(
-      0,
-      ...[...lastSeen.values()].map((seen) => (seen ?? 0) + 1.5 * this.opts.heartbeatIntervalMs),
-    );
-    const waitMs = due - this.clock.monotonic();
-    if (waitMs > 0) {
-      try {
-        await sleep(waitMs, this.probing.signal);
-      } catch {
-        return; // closed
-      }
-    }
-    let current = generation;
-    for (const { workerId, why } of refused) {
-      if (this.closed || this.members.generation !== current) return;
-      const member = this.memberOf(workerId);
-      if (member === undefined) continue;
-      if (member.lastSeenMs !== lastSeen.get(workerId)) {
-        this.log.warn(
-          'a ring member refused the probe but still sends heartbeats: kept (a firewall between coordinator and worker?)',
-          { workerId, generation },
-        );
-        continue;
-      }
-      this.applyMembership(ms.onFailure(this.members, workerId, why, this.clock.monotonic()));
-      current = this.members.generation;
-    }
-  }
-
-  private memberOf(workerId: string): ms.Member | undefined {
-    return this.members.members.find((m) => m.workerId === workerId);
-  }
-
   /** Resolves once every member has left (workers leave when they see the job finished). */
   async whenAllLeft(signal: AbortSignal): Promise<void> {
     while (this.members.members.length > 0 || this.members.candidates.length > 0)
@@ -327,38 +266,6 @@ export class Coordinator {
     clearInterval(this.timer);
     this.probing.abort();
     this.notify();
-  }
-
-  private get stateSourceRank(): number {
-    const requests = this.job.assignmentRequests;
-    return this.members.members.some((m) => requests.get(m.workerId) == null)
-      ? this.members.members.findIndex((m) => requests.get(m.workerId) != null)
-      : -1;
-  }
-
-  /** Logs and counts a stall once per episode (no commit for stallTimeoutMs while running). */
-  private checkStall(): void {
-    if (this.members.phase !== 'running' || this.job.phase !== 'running' || this.stallReported) return;
-    const report = inspectStall({
-      nowMs: this.clock.monotonic(),
-      lastProgressMs: this.lastProgressMs,
-      stallTimeoutMs: this.opts.stallTimeoutMs ?? 300_000,
-      ring: this.members.members.map((m) => m.workerId),
-      positions: this.stats.positions,
-    });
-    if (!report) return;
-    this.stallReported = true;
-    this.stats.stalls += 1;
-    this.log.warn('stall: no step committed', {
-      waitedMs: Math.round(report.waitedMs),
-      generation: this.members.generation,
-      behind: report.behind,
-    });
-  }
-
-  private progressed(): void {
-    this.lastProgressMs = this.clock.monotonic();
-    this.stallReported = false;
   }
 
   /** A worker this coordinator never saw (it was restarted) must join again. */
@@ -380,21 +287,12 @@ export class Coordinator {
     }
   }
 
-  private computeMap(payloads: EpochPayload[]): number {
-    if (!this.opts.spec.validationUrl) return Number.NaN;
-    // The rule one process applies (validationMapOf): no class with ground truth gives no mAP (NaN
-    // here, null to the workers and in the summary), not 0.
-    const map = validationMapOf(mapFromRows(payloads, { iouThreshold: this.opts.hp.overlap_threshold }));
-    if (map === null) this.log.warn('validation has no ground truth; no mAP this epoch');
-    return map ?? Number.NaN;
-  }
-
   private applyMembership(t: ms.Transition): void {
     this.members = t.state;
     for (const e of t.events) {
       logMembershipEvent(this.log, e);
       if (e.type === 'ring-formed') {
-        this.progressed();
+        this.stall.progressed();
         this.job = job.onNewGeneration(this.job, e.generation, e.ring);
         this.stats.onGeneration(e.generation, e.ring.length);
       }
@@ -406,7 +304,7 @@ export class Coordinator {
   private applyJob(t: job.JobTransition<EpochPayload>): void {
     this.job = t.state;
     for (const e of t.events) {
-      if (e.type === 'committed' || e.type === 'epoch-decided') this.progressed();
+      if (e.type === 'committed' || e.type === 'epoch-decided') this.stall.progressed();
       if (e.type === 'assignment-ready') this.stats.onStart(e.start);
       if (e.type === 'committed') {
         this.stats.onCommit(e.progress);
@@ -419,14 +317,7 @@ export class Coordinator {
   }
 
   private onEpochDecided(e: Extract<job.JobEvent, { type: 'epoch-decided' }>): void {
-    const writerRank = e.writer ? ms.rankOf(this.members, e.writer) : 0;
-    this.decisions.set(e.epoch, {
-      generation: this.members.generation,
-      epoch: e.epoch,
-      validationMap: e.validationMap,
-      stop: e.stop,
-      writerRank: Math.max(0, writerRank),
-    });
+    this.decisions.set(e.epoch, epochDecision(e, this.members));
     this.stats.onEpoch(e.epoch, e.validationMap);
     this.log.info('epoch done', { epoch: e.epoch, validationMap: e.validationMap, stop: e.stop });
   }
@@ -455,45 +346,5 @@ export class Coordinator {
 
   private waitForChange(signal: AbortSignal): Promise<void> {
     return raceAbort(this.change.promise, signal);
-  }
-}
-
-function finishedAssignment(generation: number, failure: string | null): AssignmentMsg {
-  const done = { rank: 0, worldSize: 0, ring: [], start: null, finished: true, stateSourceRank: -1 };
-  return { generation, ...done, jobFailure: failure ?? '' };
-}
-
-/** `:port` or `0.0.0.0:port` becomes `<host the coordinator saw>:port`. */
-export function withHost(address: string, seenFrom: string): string {
-  const i = address.lastIndexOf(':');
-  const host = i < 0 ? '' : address.slice(0, i);
-  const port = i < 0 ? address : address.slice(i + 1);
-  if (host && host !== '0.0.0.0' && host !== '[::]' && host !== '::') return address;
-  return `${hostOf(seenFrom)}:${port}`;
-}
-
-function hostOf(peer: string): string {
-  const stripped = peer.replace(/^ipv[46]:/, '');
-  const i = stripped.lastIndexOf(':');
-  return i < 0 ? stripped : stripped.slice(0, i);
-}
-
-/**
- * Membership events in the log: a lost or refused worker and a ring that cannot form are warnings, and
- * a stall says what would let the job go on (it waits for workers; it never gives up by itself).
- */
-export function logMembershipEvent(log: Logger, e: ms.MembershipEvent): void {
-  const fields = { ...e, type: undefined };
-  if (e.type === 'stalled') {
-    log.warn(
-      `membership stalled: ${e.alive} worker(s) alive, --min-workers is ${e.minWorkers}; ` +
-        'waiting for workers to join: start more, or restart the coordinator with --resume and a lower ' +
-        '--min-workers (with --checkpoint-dir)',
-      fields,
-    );
-  } else if (e.type === 'lost' || e.type === 'rejected') {
-    log.warn(`membership ${e.type}`, fields);
-  } else {
-    log.info(`membership ${e.type}`, fields);
   }
 }

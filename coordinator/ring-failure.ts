@@ -11,7 +11,7 @@
  *     exited. A connection that opens, or one that times out (a host down, a partition), proves nothing:
  *     a live but busy worker (a long synchronous step) still accepts TCP connections in its kernel, and a
  *     silent host is left to the heartbeat timeout.
- *  4. A refusal is confirmed by the heartbeat (Coordinator.dropIfSilent): a firewall that REJECTs the
+ *  4. A refusal is confirmed by the heartbeat (ring-failure-drop.ts): a firewall that REJECTs the
  *     coordinator, or a peer address that names another host from where the coordinator stands, refuses
  *     too. The member is dropped (membership 'lost') only if no heartbeat came from it for 1.5 heartbeat
  *     intervals (a killed process sends none; a live one's heartbeat thread keeps sending), so within

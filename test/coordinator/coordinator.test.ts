@@ -1,6 +1,8 @@
 import { setImmediate } from 'node:timers/promises';
 import test from 'ava';
-import { Coordinator, logMembershipEvent, withHost } from '../../coordinator/coordinator.js';
+import { Coordinator } from '../../coordinator/coordinator.js';
+import { withHost } from '../../coordinator/join-admission.js';
+import { logMembershipEvent } from '../../coordinator/membership-log.js';
 import { packRows } from '../../coordinator/protocol.js';
 import { startCoordinatorServer } from '../../coordinator/service.js';
 import { isClusterError } from '../../shared/errors.js';
