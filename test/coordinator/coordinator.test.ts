@@ -1,12 +1,9 @@
 import { setImmediate } from 'node:timers/promises';
 import test from 'ava';
 import { Coordinator } from '../../coordinator/coordinator.js';
-import { withHost } from '../../coordinator/join-admission.js';
-import { logMembershipEvent } from '../../coordinator/membership-log.js';
 import { packRows } from '../../coordinator/protocol.js';
 import { startCoordinatorServer } from '../../coordinator/service.js';
 import { isClusterError } from '../../shared/errors.js';
-import { createMemoryLogger } from '../../shared/logging.js';
 import { SSD_CLUSTER_VERSION } from '../../shared/version.js';
 import { CoordinatorClient } from '../../worker/coordinator-client.js';
 import { testHyperparameters, testJobSpec } from './fixtures.js';
@@ -164,32 +161,6 @@ test('coordinator refuses a join with the wrong cluster token and a step report 
   };
   const err = await t.throwsAsync(client.reportStep(report, signal));
   t.is((err as { code?: string }).code, 'STALE_GENERATION');
-});
-
-test('withHost fills an empty or wildcard host from the address the coordinator saw', (t) => {
-  t.is(withHost(':7000', 'ipv4:10.1.2.3:5555'), '10.1.2.3:7000');
-  t.is(withHost('0.0.0.0:7000', '127.0.0.1:5555'), '127.0.0.1:7000');
-  t.is(withHost('peer-host:7000', '127.0.0.1:5555'), 'peer-host:7000');
-});
-
-test('a lost worker and a stalled ring are warnings, and the stall says what lets the job go on', (t) => {
-  const log = createMemoryLogger();
-  logMembershipEvent(log, { type: 'joined', workerId: 'w-1' });
-  logMembershipEvent(log, { type: 'lost', workerId: 'w-2', reason: 'no heartbeat for 3000 ms' });
-  logMembershipEvent(log, { type: 'stalled', generation: 3, alive: 1, minWorkers: 2 });
-  t.deepEqual(
-    log.entries.map((e) => [e.level, e.msg]),
-    [
-      ['info', 'membership joined'],
-      ['warn', 'membership lost'],
-      [
-        'warn',
-        'membership stalled: 1 worker(s) alive, --min-workers is 2; waiting for workers to join: start more, ' +
-          'or restart the coordinator with --resume and a lower --min-workers (with --checkpoint-dir)',
-      ],
-    ],
-  );
-  t.like(log.entries[1]!.fields, { workerId: 'w-2', reason: 'no heartbeat for 3000 ms' });
 });
 
 /** Every worker reports both epochs of the test job (one step each) and passes both epoch barriers. */
