@@ -1,7 +1,8 @@
 /**
  * The coordinator's Prometheus metrics on an injected Registry. Counters and the step histogram are
- * fed by every StepReport (CoordinatorStats.stepListeners), except ssd_cluster_images_total: the
- * images of committed steps, counted once (CoordinatorStats.imagesTotal); state gauges are computed in collect()
+ * fed by every StepReport (CoordinatorStats.stepListeners), except ssd_cluster_images_total and
+ * ssd_cluster_bad_records_total: those of committed steps, counted once (CoordinatorStats.imagesTotal,
+ * CoordinatorStats.badRecords); state gauges are computed in collect()
  * from what the coordinator has seen, so a scrape always reads the current state.
  *
  *   speedup    = cluster images/s / single-worker images/s

@@ -55,6 +55,15 @@ export interface TrainingMetrics {
   readonly window: StepWindow;
 }
 
+/** A counter's collect() that sets it to `total()` at each scrape; undefined (fed by inc) without one. */
+function readAtScrape(total: (() => number) | undefined) {
+  if (!total) return undefined;
+  return function (this: Counter) {
+    this.reset();
+    this.inc(total());
+  };
+}
+
 export function createTrainingMetrics(registry: Registry, options: TrainingMetricsOptions): TrainingMetrics {
   const { clock } = options;
   let window = createStepWindow(options.windowMs ?? DEFAULT_WINDOW_MS);
@@ -67,34 +76,23 @@ export function createTrainingMetrics(registry: Registry, options: TrainingMetri
     buckets: STEP_SECONDS_BUCKETS,
     registers,
   });
-  const imagesTotal = options.imagesTotal;
+  const { imagesTotal, badRecordsTotal } = options;
   const images = new Counter({
     name: 'ssd_cluster_images_total',
     help: 'Training images processed (on the coordinator: summed over ranks, each committed step once).',
     registers,
-    collect: imagesTotal
-      ? function () {
-          this.reset();
-          this.inc(imagesTotal());
-        }
-      : undefined,
+    collect: readAtScrape(imagesTotal),
   });
   const allreduceBytes = new Counter({
     name: 'ssd_cluster_allreduce_bytes_total',
     help: 'Bytes of gradient buffers all-reduced: each rank adds the size S of the buffer it reduced per step.',
     registers,
   });
-  const badRecordsTotal = options.badRecordsTotal;
   const badRecords = new Counter({
     name: 'ssd_cluster_bad_records_total',
     help: 'Corrupt or undecodable records skipped (on the coordinator: those of committed steps, each step once).',
     registers,
-    collect: badRecordsTotal
-      ? function () {
-          this.reset();
-          this.inc(badRecordsTotal());
-        }
-      : undefined,
+    collect: readAtScrape(badRecordsTotal),
   });
   const loss = new Gauge({
     name: 'ssd_cluster_train_loss',
