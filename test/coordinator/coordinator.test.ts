@@ -194,10 +194,18 @@ async function trainToTheEnd(
   return { epoch: 2, position: 0, globalStep: progress.globalStep };
 }
 
-test('a writer that could not write the model fails the job with its error, and the other workers hear of it', async (t) => {
-  const { coordinator, client } = await startCluster(t, 2);
+/** Two workers (peer ports `ports`) joined, assigned and trained past the last epoch barrier. */
+async function twoWorkersAtTheEnd(
+  t: import('ava').ExecutionContext,
+  minWorkers: number,
+  ports: [number, number],
+) {
+  const { coordinator, client } = await startCluster(t, 2, minWorkers);
   const signal = AbortSignal.timeout(10_000);
-  const workers = [await client.join(joinReq(5003), signal), await client.join(joinReq(5006), signal)];
+  const workers = [
+    await client.join(joinReq(ports[0]), signal),
+    await client.join(joinReq(ports[1]), signal),
+  ];
   const assigned = await Promise.all(workers.map((w) => client.getAssignment(w.workerId, 0, null, signal)));
   const { generation } = assigned[0]!;
   const after = await trainToTheEnd(
@@ -208,6 +216,15 @@ test('a writer that could not write the model fails the job with its error, and 
   );
   const writer = workers[assigned.findIndex((a) => a.rank === 0)]!;
   const other = workers.find((w) => w !== writer)!;
+  return { coordinator, client, signal, assigned, generation, after, writer, other };
+}
+
+test('a writer that could not write the model fails the job with its error, and the other workers hear of it', async (t) => {
+  const { coordinator, client, signal, generation, after, writer, other } = await twoWorkersAtTheEnd(
+    t,
+    2,
+    [5003, 5006],
+  );
   // The other worker waits for its next assignment, as a worker whose trainer has finished does.
   const waiting = client.getAssignment(other.workerId, generation, after, signal);
   const done = { workerId: writer.workerId, generation, modelDir: '/tmp/model' };
@@ -228,23 +245,12 @@ test('a writer that could not write the model fails the job with its error, and 
 });
 
 test('a survivor inherits the model write when the writer is lost after the last epoch barrier', async (t) => {
-  const { coordinator, client } = await startCluster(t, 2, 1);
-  const signal = AbortSignal.timeout(10_000);
-  const workers = [await client.join(joinReq(5004), signal), await client.join(joinReq(5005), signal)];
-  const assigned = await Promise.all(workers.map((w) => client.getAssignment(w.workerId, 0, null, signal)));
-  const { generation } = assigned[0]!;
+  const at = await twoWorkersAtTheEnd(t, 1, [5004, 5005]);
+  const { coordinator, client, signal, generation, after: done, writer, other: survivor } = at;
   t.false(
-    assigned.some((a) => a.writeModel),
+    at.assigned.some((a) => a.writeModel),
     'nobody writes before training is over',
   );
-  const done = await trainToTheEnd(
-    client,
-    workers.map((w) => w.workerId),
-    generation,
-    signal,
-  );
-  const writer = workers[assigned.findIndex((a) => a.rank === 0)]!;
-  const survivor = workers.find((w) => w !== writer)!;
   coordinator.leave({ workerId: writer.workerId, reason: 'killed while writing' });
   // The survivor's trainer is finished: it never reaches another epoch barrier, so only this says it writes.
   const next = await client.getAssignment(survivor.workerId, generation, done, signal);
