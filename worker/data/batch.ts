@@ -12,7 +12,7 @@
 import { linkSignals } from '../../shared/abort.js';
 import { ClusterError, errorMessage, isClusterError } from '../../shared/errors.js';
 import { type Logger, noopLogger } from '../../shared/logging.js';
-import type { BadRecordLog } from './bad-record-log.js';
+import { type BadRecordLog, createBadRecordLog } from './bad-record-log.js';
 import type { Dataset, DatasetSample, OnBadRecord } from './dataset.js';
 import type { GroundTruth } from './ground-truth.js';
 import { checkPrepareOptions, type PreparedSample, type PrepareOptions, prepareSample } from './prepare.js';
@@ -109,7 +109,7 @@ export async function loadBatch(
     throw err;
   }
   const logger = options.logger ?? noopLogger;
-  const log = options.badRecordLog ?? { skipped: (bad) => logger.warn('skipped a bad record', { ...bad }) };
+  const log = options.badRecordLog ?? createBadRecordLog(logger, Number.POSITIVE_INFINITY); // a warning each
   return assemble(outcomes, buffer, slot, log);
 }
 
